@@ -1,0 +1,245 @@
+//! Process creation and replacement: `clone3`, `execve`, `_exit`, `close_range`, `personality`.
+//!
+//! # The single-thread contract
+//! [`clone3`] without `CLONE_VM` duplicates the calling process the way `fork` does, but without
+//! running glibc's fork handlers. That is sound only while the caller is single-threaded: no
+//! other thread can hold a lock (malloc's, stdio's) at the moment of the copy. berth's runtime
+//! binary never starts a thread, which is also what lets it create every namespace in one
+//! `clone3` instead of runc's re-exec stages.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Which side of a [`clone3`] the caller is on.
+#[derive(Debug)]
+pub enum Forked {
+    /// The new process.
+    Child,
+    /// The calling process; `pid` is the child's pid in the caller's pid namespace.
+    Parent {
+        /// The child's pid.
+        pid: i32,
+        /// A pidfd for the child, when `CLONE_PIDFD` was asked for.
+        pidfd: Option<OwnedFd>,
+    },
+}
+
+/// Options for [`clone3`] beyond the namespace flags.
+#[derive(Debug, Default)]
+pub struct CloneOptions<'a> {
+    /// Ask for a pidfd (`CLONE_PIDFD`).
+    pub pidfd: bool,
+    /// Start the child in this cgroup v2 directory (`CLONE_INTO_CGROUP`).
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// Give the child the caller's parent as its parent (`CLONE_PARENT`).
+    pub parent: bool,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Creates a child process with `clone3(2)`, in new namespaces given by `ns_flags`
+/// (`CLONE_NEW*` bits). The child gets `SIGCHLD` as its exit signal.
+///
+/// The caller must be single-threaded (see the module documentation). In the child, only
+/// code that does not depend on other threads may run; it must end with [`exit_immediately`]
+/// or an exec, never by returning into the parent's logic.
+pub fn clone3(ns_flags: u64, options: &CloneOptions<'_>) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if options.pidfd {
+        args.flags |= libc::CLONE_PIDFD as u64;
+        args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
+    }
+    if options.parent {
+        args.flags |= libc::CLONE_PARENT as u64;
+        args.exit_signal = 0;
+    }
+    if let Some(cg) = options.cgroup {
+        args.flags |= 0x2_0000_0000; // CLONE_INTO_CGROUP
+        args.cgroup = cg.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; no stack is
+    // given and CLONE_VM is not set, so the child runs on a copy of our address space exactly as
+    // after fork(2). The module contract (single-threaded caller) makes that copy consistent.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => {
+            let pidfd = (options.pidfd && pidfd >= 0).then(|| {
+                // SAFETY: the kernel stored a new, owned pidfd in `pidfd` for CLONE_PIDFD.
+                unsafe { OwnedFd::from_raw_fd(pidfd) }
+            });
+            Ok(Forked::Parent { pid: pid as i32, pidfd })
+        }
+    }
+}
+
+/// Forks the calling process (a [`clone3`] with no namespace flags).
+pub fn fork() -> io::Result<Forked> {
+    clone3(0, &CloneOptions::default())
+}
+
+/// Ends the calling process at once with `code`, without running exit handlers or flushing
+/// stdio buffers that belong to the parent's copy of memory.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Replaces the process image: `execve(path, argv, envp)`. Returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: every pointer is a NUL-terminated string kept alive by `argv`/`envp` for the
+    // duration of the call, and both arrays end with a null pointer as execve requires.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Replaces the process image with the program open at `fd` (`execveat(fd, "", …,
+/// AT_EMPTY_PATH)`), as `fexecve` does. Returns only on failure.
+pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: as for execve; the empty path is a valid NUL-terminated string and `fd` is open.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// Closes every fd from `first` up (`close_range(first, ~0, 0)`).
+pub fn close_fds_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; callers own every fd from `first` up and
+    // hold no OwnedFd for them any longer (documented at each call site).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Marks every fd from `first` up close-on-exec (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`).
+pub fn cloexec_fds_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: setting FD_CLOEXEC changes no fd's ownership or validity.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Clears `FD_CLOEXEC` on a descriptor the caller wants a child program to inherit.
+pub fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::io::fcntl_getfd(fd)?;
+    rustix::io::fcntl_setfd(fd, flags - rustix::io::FdFlags::CLOEXEC)?;
+    Ok(())
+}
+
+/// Sets the execution domain (`personality(2)`), e.g. `PER_LINUX32`.
+pub fn set_personality(persona: u64) -> io::Result<()> {
+    // SAFETY: personality takes a plain integer and has no memory effects.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Sets the I/O scheduling class and priority of the calling process (`ioprio_set`).
+pub fn set_io_priority(class: i32, priority: i32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: i32 = 1;
+    let ioprio = (class << 13) | priority;
+    // SAFETY: ioprio_set takes plain integers; 0 means the calling process.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Sets the CPU affinity of the calling process from a list of CPU numbers.
+pub fn set_cpu_affinity(cpus: &[usize]) -> io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    for &cpu in cpus {
+        if cpu >= rustix::thread::CpuSet::MAX_CPU {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        set.set(cpu);
+    }
+    rustix::thread::sched_setaffinity(None, &set)?;
+    Ok(())
+}
+
+/// The attributes of `sched_setattr(2)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SchedAttr {
+    /// `SCHED_*` policy number.
+    pub policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub flags: u64,
+    /// Nice value for normal policies.
+    pub nice: i32,
+    /// Static priority for real-time policies.
+    pub priority: u32,
+    /// SCHED_DEADLINE runtime (ns).
+    pub runtime: u64,
+    /// SCHED_DEADLINE deadline (ns).
+    pub deadline: u64,
+    /// SCHED_DEADLINE period (ns).
+    pub period: u64,
+}
+
+/// Sets the scheduling policy and attributes of the calling thread (`sched_setattr(2)`).
+pub fn set_sched_attr(attr: &SchedAttr) -> io::Result<()> {
+    #[repr(C)]
+    struct Raw {
+        size: u32,
+        sched_policy: u32,
+        sched_flags: u64,
+        sched_nice: i32,
+        sched_priority: u32,
+        sched_runtime: u64,
+        sched_deadline: u64,
+        sched_period: u64,
+    }
+    let raw = Raw {
+        size: std::mem::size_of::<Raw>() as u32,
+        sched_policy: attr.policy,
+        sched_flags: attr.flags,
+        sched_nice: attr.nice,
+        sched_priority: attr.priority,
+        sched_runtime: attr.runtime,
+        sched_deadline: attr.deadline,
+        sched_period: attr.period,
+    };
+    // SAFETY: `raw` is a valid sched_attr (SCHED_ATTR_SIZE_VER0 layout) that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::addr_of!(raw), 0) };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
