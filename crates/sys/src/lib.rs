@@ -8,3 +8,5 @@
 
 pub mod mount;
 pub mod process;
+pub mod signal;
+pub mod tty;
