@@ -83,17 +83,21 @@ pub struct Process {
     /// `oomScoreAdj`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// `scheduler`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<Scheduler>,
     /// `selinuxLabel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux_label: Option<String>,
     /// `ioPriority`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_priority: Option<IoPriority>,
-    /// `scheduler`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler: Option<Scheduler>,
     /// `execCPUAffinity`.
-    #[serde(default, rename = "execCPUAffinity", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "execCPUAffinity",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exec_cpu_affinity: Option<CpuAffinity>,
 }
 
@@ -269,7 +273,7 @@ pub struct Hooks {
 pub struct Hook {
     /// `path`: absolute path of the program, in the runtime's namespace.
     pub path: PathBuf,
-    /// `args`, argv[0] included.
+    /// `args`, `argv[0]` included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// `env`.
@@ -284,36 +288,33 @@ pub struct Hook {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Linux {
-    /// `namespaces`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub namespaces: Vec<Namespace>,
     /// `uidMappings`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uid_mappings: Vec<IdMapping>,
     /// `gidMappings`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gid_mappings: Vec<IdMapping>,
-    /// `timeOffsets`: clock name (`monotonic`, `boottime`) to offset.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub time_offsets: BTreeMap<String, TimeOffset>,
-    /// `devices`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<Device>,
-    /// `cgroupsPath`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroups_path: Option<String>,
-    /// `resources`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Resources>,
-    /// `rootfsPropagation`: `shared`, `slave`, `private`, `unbindable` (r-prefixed too).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs_propagation: Option<String>,
-    /// `seccomp`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<Seccomp>,
     /// `sysctl`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctl: BTreeMap<String, String>,
+    /// `resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// `cgroupsPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
+    /// `namespaces`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<Namespace>,
+    /// `devices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `seccomp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    /// `rootfsPropagation`: `shared`, `slave`, `private`, `unbindable` (r-prefixed too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_propagation: Option<String>,
     /// `maskedPaths`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_paths: Vec<String>,
@@ -323,12 +324,15 @@ pub struct Linux {
     /// `mountLabel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_label: Option<String>,
-    /// `personality`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub personality: Option<Personality>,
     /// `intelRdt` (accepted, not applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<serde_json::Value>,
+    /// `personality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<Personality>,
+    /// `timeOffsets`: clock name (`monotonic`, `boottime`) to offset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_offsets: BTreeMap<String, TimeOffset>,
 }
 
 /// The kinds of namespace.
@@ -532,7 +536,11 @@ pub struct Memory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swappiness: Option<u64>,
     /// `disableOOMKiller`.
-    #[serde(default, rename = "disableOOMKiller", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "disableOOMKiller",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disable_oom_killer: Option<bool>,
     /// `useHierarchy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -602,10 +610,18 @@ pub struct BlockIo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throttle_write_bps_device: Vec<ThrottleDevice>,
     /// `throttleReadIOPSDevice`.
-    #[serde(default, rename = "throttleReadIOPSDevice", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "throttleReadIOPSDevice",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub throttle_read_iops_device: Vec<ThrottleDevice>,
     /// `throttleWriteIOPSDevice`.
-    #[serde(default, rename = "throttleWriteIOPSDevice", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "throttleWriteIOPSDevice",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub throttle_write_iops_device: Vec<ThrottleDevice>,
 }
 
