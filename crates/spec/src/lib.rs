@@ -5,11 +5,16 @@
 
 pub mod config;
 pub mod error;
+pub mod mount;
+pub mod names;
 pub mod state;
+pub mod time;
 pub mod validate;
 
 pub use config::*;
 pub use error::SpecError;
+pub use mount::{MountOptions, parse_mount_options};
+pub use names::{parse_capability, parse_rlimit};
 pub use state::{State, Status};
 
 use std::path::Path;
@@ -20,7 +25,10 @@ pub const OCI_VERSION: &str = "1.2.0";
 /// Reads `BUNDLE/config.json`, parses it and validates it.
 pub fn load_bundle(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|source| SpecError::Read { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let spec: Spec = parse_json(&bytes, &path)?;
     validate::validate(&spec)?;
     Ok(spec)
@@ -28,7 +36,10 @@ pub fn load_bundle(bundle: &Path) -> Result<Spec, SpecError> {
 
 /// Parses and validates a `process` document, as `exec --process` takes it.
 pub fn load_process(path: &Path) -> Result<Process, SpecError> {
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let process: Process = parse_json(&bytes, path)?;
     validate::validate_process(&process, "process")?;
     Ok(process)
