@@ -32,11 +32,28 @@ pub enum SpecError {
         /// What is wrong with it.
         message: String,
     },
+    /// A container id is empty (runc's wording).
+    #[error("container id cannot be empty")]
+    EmptyId,
+    /// A container id breaks runc's rule (`[A-Za-z0-9_+.-]`, at most 1024 bytes, not `.`/`..`).
+    #[error("invalid container ID format: {id:?}: {reason}")]
+    InvalidId {
+        /// The id as given.
+        id: String,
+        /// Which part of the rule it breaks.
+        reason: &'static str,
+    },
+    /// A spec or state could not be written as JSON (a path that is not UTF-8).
+    #[error("serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
 }
 
 impl SpecError {
     /// Shorthand for [`SpecError::Invalid`].
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        SpecError::Invalid { field: field.into(), message: message.into() }
+        SpecError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
