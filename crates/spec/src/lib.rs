@@ -3,11 +3,12 @@
 //! `core` never sees raw JSON: it gets a [`Spec`] that [`load_bundle`] has parsed and
 //! validated, so every later step may rely on the checks listed in [`validate`]. Parse errors
 //! name the offending field as a JSON path (`process.consoleSize.height`), as validation errors
-//! do. The `spec` command prints [`default_spec`]; timestamps for
+//! do. The `spec` and `features` commands print [`default_spec`] and [`features()`]; timestamps for
 //! the state and the logs come from [`time`].
 
 pub mod config;
 pub mod error;
+pub mod features;
 pub mod mount;
 pub mod names;
 pub mod state;
@@ -17,6 +18,7 @@ pub mod validate;
 
 pub use config::*;
 pub use error::SpecError;
+pub use features::features;
 pub use mount::{MountOptions, parse_mount_options};
 pub use names::{parse_capability, parse_rlimit};
 pub use state::{State, Status};
