@@ -6,6 +6,7 @@
 //! `OwnedFd` and returning `std::io::Result`.
 #![allow(unsafe_code)]
 
+pub mod bpf;
 pub mod mount;
 pub mod process;
 pub mod signal;
