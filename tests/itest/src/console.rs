@@ -30,6 +30,7 @@ pub fn short_tmp_dir() -> TempDir {
 /// An in-test console-socket server that accepts one connection.
 #[derive(Debug)]
 pub struct ConsoleReceiver {
+    _host: crate::hostlock::HostGuard,
     _dir: TempDir,
     path: PathBuf,
     rx: mpsc::Receiver<Result<ReceivedConsole, String>>,
@@ -45,6 +46,7 @@ impl Default for ConsoleReceiver {
 impl ConsoleReceiver {
     /// Listens at `/tmp/bi-XXXXXX/c.sock` and starts accepting.
     pub fn new() -> Self {
+        let host = crate::hostlock::shared();
         let dir = short_tmp_dir();
         let path = dir.path().join("c.sock");
         let listener = UnixListener::bind(&path)
@@ -75,6 +77,7 @@ impl ConsoleReceiver {
             }
         });
         Self {
+            _host: host,
             _dir: dir,
             path,
             rx,
@@ -126,6 +129,7 @@ pub struct Dumped {
 /// The `recvtty` helper binary running in the background with `--dump`.
 #[derive(Debug)]
 pub struct Recvtty {
+    _host: crate::hostlock::HostGuard,
     running: Option<Running>,
     dir: TempDir,
     socket: PathBuf,
@@ -135,6 +139,7 @@ impl Recvtty {
     /// Starts `recvtty --mode MODE --no-stdin --dump DIR --pid-file FILE SOCKET` and waits until
     /// the pid file exists (the socket is listening).
     pub fn start(mode: &str) -> Self {
+        let host = crate::hostlock::shared();
         let dir = short_tmp_dir();
         let socket = dir.path().join("r.sock");
         let pid_file = dir.path().join("pid");
@@ -150,6 +155,7 @@ impl Recvtty {
             pid_file.exists().then_some(())
         });
         Self {
+            _host: host,
             running: Some(running),
             dir,
             socket,

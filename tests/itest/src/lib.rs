@@ -40,6 +40,7 @@
 pub mod bundle;
 pub mod cmd;
 pub mod console;
+pub mod hostlock;
 pub mod leftovers;
 pub mod probe;
 pub mod pty;

@@ -166,6 +166,7 @@ fn read_master(
 /// A pty pair allocated from the host's `/dev/ptmx` by the test.
 #[derive(Debug)]
 pub struct Pty {
+    _host: crate::hostlock::HostGuard,
     master: OwnedFd,
     peer: Option<OwnedFd>,
     peer_path: PathBuf,
@@ -180,6 +181,7 @@ impl Default for Pty {
 impl Pty {
     /// Allocates a pair (24x80).
     pub fn new() -> Self {
+        let host = crate::hostlock::shared();
         let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
         let master = rustix::pty::openpt(flags).expect("open /dev/ptmx");
         rustix::pty::grantpt(&master).expect("grantpt");
@@ -187,6 +189,7 @@ impl Pty {
         let name = rustix::pty::ptsname(&master, Vec::new()).expect("ptsname");
         let peer = rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("TIOCGPTPEER");
         let pty = Self {
+            _host: host,
             master,
             peer: Some(peer),
             peer_path: PathBuf::from(name.to_string_lossy().into_owned()),

@@ -14,7 +14,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -139,15 +139,6 @@ fn filter_wrapper_noise(stderr: Vec<u8>) -> Vec<u8> {
         .into_bytes()
 }
 
-static HOST_LOCK: RwLock<()> = RwLock::new(());
-
-/// How a runtime holds the process-wide host lock.
-#[derive(Debug)]
-enum HostLock {
-    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
-    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
-}
-
 /// Cleans up after a test (see the module docs); owned by [`Runtime`].
 #[derive(Debug)]
 pub struct Guard {
@@ -258,15 +249,16 @@ fn base_cmd(bin: &Binary, root: &Path) -> Cmd {
 pub struct Runtime {
     bin: &'static Binary,
     guard: Guard,
-    lock: HostLock,
+    // Dropped after `guard`: cleanup happens while the lock is still held.
+    host: crate::hostlock::HostGuard,
 }
 
 fn new_runtime(exclusive: bool) -> Runtime {
     crate::require_root();
-    let lock = if exclusive {
-        HostLock::Exclusive(HOST_LOCK.write().unwrap_or_else(|e| e.into_inner()))
+    let host = if exclusive {
+        crate::hostlock::exclusive()
     } else {
-        HostLock::Shared(HOST_LOCK.read().unwrap_or_else(|e| e.into_inner()))
+        crate::hostlock::shared()
     };
     let bin = binary();
     let dir = tempfile::Builder::new()
@@ -283,12 +275,13 @@ fn new_runtime(exclusive: bool) -> Runtime {
             ids: Mutex::new(Vec::new()),
             bundles: Mutex::new(Vec::new()),
         },
-        lock,
+        host,
     }
 }
 
 /// The runtime under test with a fresh private root. Tests holding one run concurrently with
-/// each other (but never with a [`runtime_exclusive`] test of the same process).
+/// each other (but never with a [`runtime_exclusive`] test of the same process; see
+/// [`crate::hostlock`]).
 pub fn runtime() -> Runtime {
     new_runtime(false)
 }
@@ -317,7 +310,7 @@ impl Runtime {
 
     /// Whether this runtime holds the host lock exclusively.
     pub fn is_exclusive(&self) -> bool {
-        matches!(self.lock, HostLock::Exclusive(_))
+        self.host.is_exclusive()
     }
 
     /// The cleanup guard.
