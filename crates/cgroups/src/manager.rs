@@ -84,6 +84,21 @@ impl CgroupManager {
     /// would hand someone else's processes to this container): then the error is
     /// [`CgroupError::NotEmpty`]. On error, the directories this call made are removed.
     pub fn create_in(roots: &CgroupRoots, path: &CgroupPath) -> Result<Self> {
+        let manager = Self::open_in(roots, path);
+        let mut made = Vec::new();
+        let result = manager.make_dirs(roots, &mut made);
+        if let Err(err) = result {
+            for dir in made.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(err);
+        }
+        Ok(manager)
+    }
+
+    /// The manager for `path` under `roots`, without making or checking anything: for a
+    /// runtime that lost its state file and must still kill and remove a container's cgroup.
+    pub fn open_in(roots: &CgroupRoots, path: &CgroupPath) -> Self {
         let mut manager = CgroupManager {
             hierarchy: roots.hierarchy,
             path: path.as_str().to_string(),
@@ -103,15 +118,7 @@ impl CgroupManager {
                 manager.unified = Some(root.join(strip_root(&path.for_unified())));
             }
         }
-        let mut made = Vec::new();
-        let result = manager.make_dirs(roots, &mut made);
-        if let Err(err) = result {
-            for dir in made.iter().rev() {
-                let _ = std::fs::remove_dir(dir);
-            }
-            return Err(err);
-        }
-        Ok(manager)
+        manager
     }
 
     fn make_dirs(&self, roots: &CgroupRoots, made: &mut Vec<PathBuf>) -> Result<()> {
@@ -290,6 +297,40 @@ impl CgroupManager {
                 Place::V2(dir) => v2::hugetlb(dir, &r.hugepage_limits)?,
             }
         }
+        if let Some(network) = &r.network {
+            let v1::Network {
+                class_id,
+                priorities,
+            } = v1::parse_network(network)?;
+            if let Some(class_id) = class_id {
+                match self.v1.get("net_cls") {
+                    Some(dir) => write(
+                        dir,
+                        "net_cls.classid",
+                        &class_id.to_string(),
+                        Some(&format!("{RES}.network.classID")),
+                    )?,
+                    None => return Err(self.v1_only("net_cls", "network.classID")),
+                }
+            }
+            for (i, (name, priority)) in priorities.iter().enumerate() {
+                let field = format!("{RES}.network.priorities[{i}]");
+                match self.v1.get("net_prio") {
+                    Some(dir) => write(
+                        dir,
+                        "net_prio.ifpriomap",
+                        &format!("{name} {priority}"),
+                        Some(&field),
+                    )?,
+                    None => {
+                        return Err(self.v1_only("net_prio", &format!("network.priorities[{i}]")));
+                    }
+                }
+            }
+        }
+        if r.rdma.as_ref().is_some_and(|v| !v.is_null()) {
+            log::warn!("linux.resources.rdma is not supported by berth yet and is ignored");
+        }
         if !r.devices.is_empty() {
             match (self.v1.get("devices"), &self.unified) {
                 (Some(dir), _) => v1::devices(dir, &r.devices)?,
@@ -316,6 +357,15 @@ impl CgroupManager {
             }
         }
         Ok(())
+    }
+
+    fn v1_only(&self, controller: &str, field: &str) -> CgroupError {
+        CgroupError::ControllerUnavailable {
+            field: format!("{RES}.{field}"),
+            controller: controller.to_string(),
+            path: self.path.clone().into(),
+            detail: ": it is a cgroup v1 controller and is not mounted".to_string(),
+        }
     }
 
     /// [`CgroupManager::apply`] on a running container (`berth update`): the same code.

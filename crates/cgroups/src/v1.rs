@@ -374,3 +374,93 @@ pub fn devices(dir: &Path, list: &[DeviceCgroup]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `linux.resources.network`, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    /// `classID` for `net_cls.classid`.
+    pub class_id: Option<u32>,
+    /// `priorities`: (interface, priority) for `net_prio.ifpriomap`.
+    pub priorities: Vec<(String, u32)>,
+}
+
+/// Reads `linux.resources.network` (kept as JSON by the spec crate):
+/// `{"classID": u32, "priorities": [{"name": "eth0", "priority": 500}]}`.
+pub fn parse_network(network: &serde_json::Value) -> Result<Network> {
+    let field = |name: &str| format!("{RES}.network{name}");
+    if network.is_null() {
+        return Ok(Network::default());
+    }
+    let obj = network
+        .as_object()
+        .ok_or_else(|| CgroupError::invalid(field(""), "must be an object"))?;
+    let class_id = match obj.get("classID") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    CgroupError::invalid(field(".classID"), format!("{v} is not a 32-bit class id"))
+                })?,
+        ),
+    };
+    let mut priorities = Vec::new();
+    if let Some(list) = obj.get("priorities").filter(|v| !v.is_null()) {
+        let list = list
+            .as_array()
+            .ok_or_else(|| CgroupError::invalid(field(".priorities"), "must be a list"))?;
+        for (i, entry) in list.iter().enumerate() {
+            let name = entry
+                .get("name")
+                .and_then(|v| v.as_str())
+                .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace));
+            let priority = entry
+                .get("priority")
+                .and_then(|v| v.as_u64())
+                .and_then(|n| u32::try_from(n).ok());
+            match (name, priority) {
+                (Some(name), Some(priority)) => priorities.push((name.to_string(), priority)),
+                _ => {
+                    return Err(CgroupError::invalid(
+                        field(&format!(".priorities[{i}]")),
+                        "needs an interface \"name\" and a numeric \"priority\"",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Network {
+        class_id,
+        priorities,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_json() {
+        let v = serde_json::json!({"classID": 1048577, "priorities": [{"name": "eth0", "priority": 500}]});
+        let n = parse_network(&v).unwrap();
+        assert_eq!(n.class_id, Some(1_048_577));
+        assert_eq!(n.priorities, vec![("eth0".to_string(), 500)]);
+        assert_eq!(
+            parse_network(&serde_json::Value::Null).unwrap(),
+            Network::default()
+        );
+        let bad = serde_json::json!({"priorities": [{"name": "eth0"}]});
+        let err = parse_network(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.resources.network.priorities[0]:"),
+            "{err}"
+        );
+        let bad = serde_json::json!({"classID": -1});
+        assert!(
+            parse_network(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("linux.resources.network.classID:")
+        );
+    }
+}

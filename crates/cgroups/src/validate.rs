@@ -193,6 +193,9 @@ pub fn validate(resources: &Resources, hierarchy: Hierarchy) -> Result<()> {
             }
         }
     }
+    if let Some(network) = &resources.network {
+        crate::v1::parse_network(network)?;
+    }
     devices::rules(&resources.devices)?;
     if !resources.unified.is_empty() {
         if hierarchy == Hierarchy::V1 {

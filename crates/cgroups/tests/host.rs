@@ -523,6 +523,27 @@ fn bad_inputs_are_refused_and_leave_nothing() {
         }
     }
 
+    // net_cls/net_prio are v1 controllers; when they are not mounted the field is named.
+    let fx = Fixture::new("network");
+    let r = Resources {
+        network: Some(serde_json::json!({"classID": 1048577})),
+        ..Default::default()
+    };
+    match fx.manager.v1_dirs().get("net_cls") {
+        Some(dir) => {
+            fx.manager.apply(&r).unwrap();
+            assert_eq!(read_trim(dir.join("net_cls.classid")), "1048577");
+        }
+        None => {
+            let err = fx.manager.apply(&r).unwrap_err().to_string();
+            assert!(
+                err.starts_with("linux.resources.network.classID: the net_cls controller"),
+                "{err}"
+            );
+        }
+    }
+    drop(fx);
+
     // A kernel refusal names the file and the value.
     let fx = Fixture::new("badwrite");
     let err = fx
@@ -636,4 +657,7 @@ fn manager_survives_a_state_file() {
         back.dir_fd_for_clone().is_some(),
         back.hierarchy() == Hierarchy::V2
     );
+    // Rebuilt from the path alone (a lost state file), it is the same manager.
+    let reopened = CgroupManager::open_in(&CgroupRoots::detect().unwrap(), &test_path("serde"));
+    assert_eq!(reopened, fx.manager);
 }

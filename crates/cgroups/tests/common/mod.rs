@@ -47,7 +47,8 @@ impl Fixture {
     /// the same name and pid is removed first.
     pub fn new_in(roots: &CgroupRoots, name: &str) -> Fixture {
         let path = test_path(name);
-        if let Ok(stale) = CgroupManager::create_in(roots, &path) {
+        let stale = CgroupManager::open_in(roots, &path);
+        if stale.dirs().iter().any(|d| d.exists()) {
             let _ = stale.kill_all(libc::SIGKILL);
             let _ = stale.destroy();
         }
