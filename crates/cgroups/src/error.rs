@@ -133,9 +133,6 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
-    /// The signal number is not one berth can send.
-    #[error("signal {0} is not supported")]
-    UnsupportedSignal(i32),
     /// Loading or attaching the cgroup v2 device filter failed.
     #[error("linux.resources.devices: {op} for {}: {}{}", path.display(), os_text(source), verifier_text(log))]
     DeviceFilter {

@@ -606,6 +606,7 @@ fn stats_are_sane() {
         assert!(!stats.cpuset.cpus.is_empty());
     }
     let json = serde_json::to_value(&stats).unwrap();
+    eprintln!("{json}");
     assert!(json["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
     assert!(json["memory"]["usage"]["limit"].is_u64());
     assert!(json["network_interfaces"].is_null());

@@ -89,24 +89,36 @@ pub fn prog_load(
             "program length is not a multiple of 8".into(),
         ));
     }
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = Attr::new();
-    attr.u32_at(0, prog_type);
-    attr.u32_at(4, (insns.len() / 8) as u32);
-    attr.u64_at(8, insns.as_ptr() as u64);
-    attr.u64_at(16, license.as_ptr() as u64);
-    // log_level, log_size, log_buf at 24, 28, 32; kern_version 40, prog_flags 44, prog_name 48.
-    attr.u32_at(24, 1);
-    attr.u32_at(28, log.len() as u32);
-    attr.u64_at(32, log.as_mut_ptr() as u64);
-    let name = name.as_bytes();
-    let n = name.len().min(15);
-    attr.0[48..48 + n].copy_from_slice(&name[..n]);
-    match bpf(BPF_PROG_LOAD, &mut attr) {
+    let load = |log: Option<&mut Vec<u8>>| {
+        let mut attr = Attr::new();
+        attr.u32_at(0, prog_type);
+        attr.u32_at(4, (insns.len() / 8) as u32);
+        attr.u64_at(8, insns.as_ptr() as u64);
+        attr.u64_at(16, license.as_ptr() as u64);
+        // log_level 24, log_size 28, log_buf 32; kern_version 40, prog_flags 44, prog_name 48.
+        if let Some(log) = log {
+            attr.u32_at(24, 1);
+            attr.u32_at(28, log.len() as u32);
+            attr.u64_at(32, log.as_mut_ptr() as u64);
+        }
+        let name = name.as_bytes();
+        let n = name.len().min(15);
+        attr.0[48..48 + n].copy_from_slice(&name[..n]);
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    // Without a log first: a valid program's log can overflow the buffer, which older kernels
+    // report as a failed load (ENOSPC). Only a refused program is loaded again for its log.
+    match load(None) {
         Ok(ret) => owned_fd(ret).map_err(|e| (e, String::new())),
-        Err(err) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            Err((err, String::from_utf8_lossy(&log[..end]).into_owned()))
+        Err(first) => {
+            let mut log = vec![0u8; 256 * 1024];
+            match load(Some(&mut log)) {
+                Ok(ret) => owned_fd(ret).map_err(|e| (e, String::new())),
+                Err(_) => {
+                    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                    Err((first, String::from_utf8_lossy(&log[..end]).into_owned()))
+                }
+            }
         }
     }
 }
@@ -171,5 +183,20 @@ mod tests {
         let (err, log) = prog_load(PROG_TYPE_CGROUP_DEVICE, &[0; 7], c"GPL", "x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
         assert!(log.contains("multiple of 8"));
+    }
+
+    #[test]
+    fn refused_programs_come_with_the_verifier_log() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        // "exit" without setting r0: the verifier refuses to return an unset register.
+        let exit = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
+        let (err, log) = prog_load(PROG_TYPE_CGROUP_DEVICE, &exit, c"GPL", "bad").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+        assert!(log.contains("R0"), "{log}");
+        // "r0 = 1; exit" is fine.
+        let ok = [0xb7u8, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        prog_load(PROG_TYPE_CGROUP_DEVICE, &ok, c"GPL", "good").unwrap();
     }
 }
