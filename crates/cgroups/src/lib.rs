@@ -28,8 +28,8 @@ pub mod hierarchy;
 pub mod manager;
 pub mod path;
 pub mod stats;
-pub mod v1;
-pub mod v2;
+mod v1;
+mod v2;
 pub mod validate;
 
 pub use error::{CgroupError, Result};
