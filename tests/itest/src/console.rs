@@ -46,9 +46,19 @@ impl Default for ConsoleReceiver {
 impl ConsoleReceiver {
     /// Listens at `/tmp/bi-XXXXXX/c.sock` and starts accepting.
     pub fn new() -> Self {
-        let host = crate::hostlock::shared();
         let dir = short_tmp_dir();
         let path = dir.path().join("c.sock");
+        Self::listen(dir, path)
+    }
+
+    /// Listens at `path` (which must not exist; it is not removed afterwards) and starts
+    /// accepting.
+    pub fn new_at(path: &Path) -> Self {
+        Self::listen(short_tmp_dir(), path.to_path_buf())
+    }
+
+    fn listen(dir: TempDir, path: PathBuf) -> Self {
+        let host = crate::hostlock::shared();
         let listener = UnixListener::bind(&path)
             .unwrap_or_else(|e| panic!("listen on {}: {e}", path.display()));
         listener

@@ -246,17 +246,25 @@ impl MasterIo for berth_helper::ReceivedConsole {
     }
 }
 
-/// Maps every `\r\n` to `\n` (undoing ONLCR when comparing terminal output with what was written).
+/// Drops every run of `\r` directly before a `\n` (undoing ONLCR when comparing terminal
+/// output with what was written, including `\r\r\n` from two ONLCR terminals in a row).
 pub fn strip_cr(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if b == b'\n' {
+            while out.last() == Some(&b'\r') {
+                out.pop();
+            }
         }
-        out.push(bytes[i]);
-        i += 1;
+        out.push(b);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strip_cr_folds_onlcr() {
+        assert_eq!(super::strip_cr(b"a\r\nb\r\r\nc\rd\n"), b"a\nb\nc\rd\n");
+    }
 }

@@ -185,10 +185,10 @@ fn handle(conn: UnixStream, n: usize, opts: &Opts) -> bool {
         }
     });
     if let Some(dir) = &opts.dump {
-        let _ = std::fs::write(
-            dir.join(format!("{n}.done")),
-            format!("bytes={total} end={end}\n"),
-        );
+        // Atomically: a reader that sees the file sees its content.
+        let tmp = dir.join(format!(".{n}.done.tmp"));
+        let _ = std::fs::write(&tmp, format!("bytes={total} end={end}\n"))
+            .and_then(|()| std::fs::rename(&tmp, dir.join(format!("{n}.done"))));
     }
     true
 }
