@@ -454,3 +454,96 @@ fn terminal_container_leaves_no_pty_behind() {
     }
     l.assert_unchanged();
 }
+
+// ---- terminal injection and sessions (security.md S-01, S-03) ----
+
+/// Bytes waiting in the input queue of `pty`'s peer (the peer must be in raw mode).
+fn queued_input(peer: &std::os::fd::OwnedFd) -> u64 {
+    rustix::io::ioctl_fionread(peer).expect("FIONREAD on peer")
+}
+
+#[test]
+fn tiocsti_from_a_detached_pass_through_container_is_refused() {
+    let rt = runtime();
+    let pty = Pty::new();
+    let peer = pty.peer();
+    // Raw mode, so FIONREAD counts every queued byte (canonical mode counts only full lines).
+    let mut t = rustix::termios::tcgetattr(&peer).expect("tcgetattr");
+    t.make_raw();
+    rustix::termios::tcsetattr(&peer, rustix::termios::OptionalActions::Now, &t).expect("raw");
+    // Positive control: root (CAP_SYS_ADMIN) on the host can inject, and FIONREAD sees it.
+    berth_itest::Cmd::new(berth_itest::probe_path())
+        .args(["tiocsti", "0", "z"])
+        .stdin(Input::Fd(pty.peer()))
+        .ok();
+    assert_eq!(queued_input(&peer), 1, "control injection not seen");
+    let mut one = [0u8; 1];
+    rustix::io::read(&peer, &mut one).expect("drain control byte");
+
+    let mut b = Bundle::busybox();
+    b.sh("/probe tiocsti 0 x; /probe tiocsti 0 y --high-bits; /probe tioclinux 0; /probe ctty");
+    let id = rt.id("tiocsti");
+    rt.cmd(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(Input::Fd(pty.peer()))
+        .stdout(Sink::Fd(pty.peer()))
+        .stderr(Sink::Fd(pty.peer()))
+        .ok();
+    let text = String::from_utf8_lossy(&pty.read_until(b"ctty ", T)).into_owned();
+    let text = String::from_utf8_lossy(&strip_cr(text.as_bytes())).into_owned();
+    let results: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("tiocsti") || l.starts_with("tioclinux"))
+        .map(|l| berth_itest::probe::parse_line(l).1["result"].clone())
+        .collect();
+    assert_eq!(results.len(), 3, "{text:?}");
+    for r in &results {
+        // EPERM: not the caller's controlling tty and no CAP_SYS_ADMIN; EIO when the host has
+        // dev.tty.legacy_tiocsti=0; ENOTTY/EINVAL for TIOCLINUX on a pty.
+        assert!(
+            ["EPERM", "EIO", "ENOTTY", "EINVAL"].contains(&r.as_str()),
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        queued_input(&peer),
+        0,
+        "the container injected input into the caller's tty"
+    );
+}
+
+#[test]
+fn exec_tty_is_a_session_leader_with_only_its_pty() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    let id = rt.id("exec-session");
+    let console = detached_terminal(&rt, &mut b, &id);
+    let (code, text) = exec_on_pty(&rt, &id, &["sh", "-c", "/probe ctty; /probe fds"]);
+    assert_eq!(code, Some(0), "{text}");
+    // The shell is not a session leader, so check the probe's own line: it inherits sh's
+    // session and ctty; what matters is that the session's tty is the exec's pty.
+    let ctty = probe_line(&text, "ctty");
+    assert_ne!(ctty["tty_nr"], "0", "no controlling tty: {text}");
+    let fds = probe_line(&text, "fds");
+    assert_eq!(fds.keys().collect::<Vec<_>>(), ["0", "1", "2"], "{text}");
+    let pts = &fds["0"];
+    assert!(
+        pts.starts_with("/dev/pts/") && fds.values().all(|v| v == pts),
+        "{text}"
+    );
+    assert_ne!(
+        pts,
+        &format!("/dev/pts/{}", console.ptn),
+        "exec got the init's console"
+    );
+
+    let (code, text) = exec_on_pty(&rt, &id, &["/probe", "ctty"]);
+    assert_eq!(code, Some(0), "{text}");
+    let ctty = probe_line(&text, "ctty");
+    assert_eq!(
+        ctty["sid"], ctty["pid"],
+        "exec -t process is not a session leader: {text}"
+    );
+    assert_ne!(ctty["tty_nr"], "0", "{text}");
+}
