@@ -290,6 +290,7 @@ pub fn template() -> &'static Path {
         mkdir(cache, 0o755);
         let final_dir = cache.join(format!("rootfs-{}-{}", stamp(busybox), stamp(probe)));
         if final_dir.join(".complete").exists() {
+            prune_cache(cache, &final_dir);
             return final_dir;
         }
         let tmp = cache.join(format!(".build-{}", std::process::id()));
@@ -323,8 +324,29 @@ pub fn template() -> &'static Path {
             "rootfs template {}",
             final_dir.display()
         );
+        prune_cache(cache, &final_dir);
         final_dir
     })
+}
+
+/// Removes templates of other busybox/probe versions (and abandoned builds) not touched for an
+/// hour. Bundles made from them keep working: their files are hard links.
+fn prune_cache(cache: &Path, keep: &Path) {
+    let Ok(rd) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if p != keep && old {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
 }
 
 /// Recreates `from` at `to`: directories (same mode), hard links for files, symlinks as links.
