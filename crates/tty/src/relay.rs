@@ -1,0 +1,711 @@
+//! The foreground relay of `berth run`/`berth exec` without `-d`: one thread, one non-blocking
+//! epoll loop, no allocation after setup beyond the channel buffers.
+//!
+//! # Model
+//! A [`Relay`] moves bytes through *channels* (source fd → [`BUFFER_SIZE`] buffer → sink fd) and
+//! reads a [`SignalFd`]. Terminal mode is two channels (stdin → pty master, master → stdout);
+//! pass-through mode is up to three (stdin → the container's stdin pipe, its stdout/stderr pipes →
+//! berth's stdout/stderr). Every registration has its own fd (a `dup`, or a private reopen), so the
+//! master can be a source and a sink at once, as in crun.
+//!
+//! # Invariants
+//! - Sources are registered `EPOLLIN|EPOLLET` and read until `EAGAIN` (or until the buffer is
+//!   full; the "still readable" state is remembered). Edge triggering is what keeps a master whose
+//!   peer is closed (`POLLHUP` stays set) from spinning the loop.
+//! - Sinks are registered with no interest and armed `EPOLLOUT|EPOLLONESHOT` only when a write
+//!   returned `EAGAIN` with data pending, so an idle sink never wakes the loop.
+//! - Files epoll refuses (regular files, `/dev/null`) are treated as always ready.
+//! - Fds shared with other processes (berth's inherited stdio, [`Endpoint::Inherited`]) are never
+//!   switched to `O_NONBLOCK` in place when avoidable: ttys and pipes are reopened through
+//!   `/proc/self/fd/N` (a private open file description). Otherwise `O_NONBLOCK` is set and the
+//!   original flags are put back when the relay is dropped.
+//!
+//! # Signals
+//! The caller blocks [`SigSet::relay_set`] and creates the `SignalFd` *before* spawning the
+//! target (see [`block_relay_signals`]), so no `SIGCHLD` is lost. `SIGCHLD` reaps with
+//! `waitpid(-1, WNOHANG)` in a loop (other children, e.g. orphans reparented to a subreaper, are
+//! reaped and ignored); `SIGWINCH` copies the host console's size to the pty; `SIGURG` is
+//! ignored (runc); every other signal is forwarded to the target with `kill`.
+//!
+//! # End of the target
+//! Once the target is reaped, input stops, every output source is read until `EAGAIN`/`EIO`/EOF
+//! (a master read with nothing ready first flushes the kernel's pty buffer work, so bytes written
+//! just before `exit` are seen), and all buffered output is written before [`Relay::run`] returns.
+//! `EIO` or `HUP` on the master *before* that is not the end: the container may reopen its
+//! console (the systemd pattern); the next edge brings the source back.
+//!
+//! # Faults
+//! - stdin EOF, terminal mode ([`OnEof::SendVeof`]): the pty's `VEOF` character (`c_cc[VEOF]` of
+//!   the master's termios) is written, twice if the last byte forwarded was not `\n` (once to end
+//!   the partial line, once for end of file), when the pty is in canonical mode; stdin is not
+//!   read again. Pass-through mode ([`OnEof::CloseSink`]): the container's stdin pipe is closed.
+//! - A sink failing with `EPIPE`/`EIO` or any other error (the user's terminal went away) is
+//!   dropped; its source keeps being read and the bytes discarded, so the container never blocks
+//!   on a dead reader.
+//! - After the target exited, `SIGINT`, `SIGTERM`, `SIGHUP` or `SIGQUIT` abandon the final flush
+//!   (a sink that never drains must not make berth unkillable).
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use berth_sys::signal::{SigSet, SignalFd};
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::fs::{self, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitOptions, WaitStatus};
+use rustix::termios::{LocalModes, SpecialCodeIndex};
+
+use crate::error::TtyError;
+use crate::winsize::Winsize;
+
+/// Size of each channel's buffer.
+pub const BUFFER_SIZE: usize = 64 * 1024;
+
+const SIGNAL_TOKEN: u64 = 0;
+
+/// How the target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell-style code: the exit code, or 128 + the signal number.
+    pub fn code(&self) -> i32 {
+        match *self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+
+    /// From a `waitpid` status; `None` for stop/continue reports.
+    pub fn from_wait(status: WaitStatus) -> Option<ExitStatus> {
+        if let Some(c) = status.exit_status() {
+            Some(ExitStatus::Exited(c))
+        } else {
+            status.terminating_signal().map(ExitStatus::Signaled)
+        }
+    }
+}
+
+/// Blocks [`SigSet::relay_set`] in the calling thread and creates the matching signalfd.
+/// Call it before spawning the target. Returns the signalfd and the previous mask (the child
+/// must start from an empty mask: see `berth_sys::signal::unblock_all`).
+pub fn block_relay_signals() -> Result<(SignalFd, SigSet), TtyError> {
+    let set = SigSet::relay_set();
+    let old = berth_sys::signal::block(&set)
+        .map_err(|e| TtyError::os("sigprocmask", "relay signals", e))?;
+    let sfd = SignalFd::new(&set).map_err(|e| TtyError::os("signalfd", "relay signals", e))?;
+    Ok((sfd, old))
+}
+
+/// A channel end.
+#[derive(Debug)]
+pub enum Endpoint<'a> {
+    /// A descriptor handed over to the relay: made non-blocking in place and closed when its
+    /// channel is done (needed for [`OnEof::CloseSink`] to reach the reader).
+    Owned(OwnedFd),
+    /// berth's own file description (the pty master): dup'd and made non-blocking in place; the
+    /// original flags are restored when the relay is dropped.
+    Borrowed(BorrowedFd<'a>),
+    /// A description berth shares with other processes (its stdin/stdout/stderr): ttys and pipes
+    /// are reopened privately through /proc; anything else is dup'd, set non-blocking, and
+    /// restored when the relay is dropped.
+    Inherited(BorrowedFd<'a>),
+}
+
+/// Whether a channel carries input to the target (stopped when it exits) or output from it
+/// (drained when it exits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards the target.
+    Input,
+    /// From the target.
+    Output,
+}
+
+/// What to do when a channel's source reaches end of file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnEof {
+    /// Nothing: flush what is buffered.
+    Nothing,
+    /// Flush, then close the sink (pass-through stdin: the container sees EOF).
+    CloseSink,
+    /// Append the sink pty's VEOF character (twice after a partial line), then stop reading.
+    SendVeof,
+}
+
+/// The terminal-mode channels.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal<'a> {
+    /// The pty master.
+    pub master: BorrowedFd<'a>,
+    /// berth's stdin, relayed to the master; `None` for no input.
+    pub stdin: Option<BorrowedFd<'a>>,
+    /// berth's stdout, receiving the master's output.
+    pub stdout: BorrowedFd<'a>,
+    /// The host console whose size follows `SIGWINCH` to the pty; `None` if there is none.
+    pub console: Option<BorrowedFd<'a>>,
+}
+
+/// The pass-through channels (no terminal).
+#[derive(Debug, Default)]
+pub struct Pipes<'a> {
+    /// berth's stdin and the write end of the container's stdin pipe (closed at stdin EOF).
+    pub stdin: Option<(BorrowedFd<'a>, OwnedFd)>,
+    /// The read end of the container's stdout pipe and berth's stdout.
+    pub stdout: Option<(OwnedFd, BorrowedFd<'a>)>,
+    /// The read end of the container's stderr pipe and berth's stderr.
+    pub stderr: Option<(OwnedFd, BorrowedFd<'a>)>,
+}
+
+#[derive(Debug)]
+struct Io {
+    fd: OwnedFd,
+    /// Registered in epoll; false for files epoll refuses, which never block.
+    polled: bool,
+    /// A pty master (EIO means "peer closed for now").
+    master: bool,
+    /// A terminal that is not a master (EIO on read: background job with SIGTTIN blocked).
+    tty: bool,
+}
+
+#[derive(Debug)]
+struct Channel {
+    src: Option<Io>,
+    dst: Option<Io>,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    readable: bool,
+    writable: bool,
+    sink_dead: bool,
+    draining: bool,
+    direction: Direction,
+    on_eof: OnEof,
+    last_byte: Option<u8>,
+    tail: [u8; 2],
+    tail_len: usize,
+}
+
+/// The foreground relay. Build it with [`Relay::terminal`], [`Relay::pipes`] or [`Relay::new`]
+/// plus [`Relay::add_channel`], then call [`Relay::run`].
+#[derive(Debug)]
+pub struct Relay {
+    epoll: OwnedFd,
+    signals: SignalFd,
+    target: Pid,
+    channels: Vec<Channel>,
+    resize: Option<(OwnedFd, OwnedFd)>,
+    restore: Vec<(OwnedFd, OFlags)>,
+    exit: Option<ExitStatus>,
+    abandon: bool,
+}
+
+impl Relay {
+    /// A relay for `target` (a child of the caller, or of the subreaper the caller is) reading
+    /// `signals` (see [`block_relay_signals`]).
+    pub fn new(signals: SignalFd, target: Pid) -> Result<Relay, TtyError> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| TtyError::os("epoll_create", "relay", e))?;
+        epoll::add(
+            &epoll,
+            &signals,
+            EventData::new_u64(SIGNAL_TOKEN),
+            EventFlags::IN,
+        )
+        .map_err(|e| TtyError::os("epoll_ctl(ADD)", "signalfd", e))?;
+        Ok(Relay {
+            epoll,
+            signals,
+            target,
+            channels: Vec::new(),
+            resize: None,
+            restore: Vec::new(),
+            exit: None,
+            abandon: false,
+        })
+    }
+
+    /// Terminal mode: stdin → master (VEOF at EOF), master → stdout, SIGWINCH from `console`.
+    pub fn terminal(signals: SignalFd, target: Pid, t: Terminal<'_>) -> Result<Relay, TtyError> {
+        let mut relay = Relay::new(signals, target)?;
+        if let Some(stdin) = t.stdin {
+            relay.add_channel(
+                Endpoint::Inherited(stdin),
+                Endpoint::Borrowed(t.master),
+                Direction::Input,
+                OnEof::SendVeof,
+            )?;
+        }
+        relay.add_channel(
+            Endpoint::Borrowed(t.master),
+            Endpoint::Inherited(t.stdout),
+            Direction::Output,
+            OnEof::Nothing,
+        )?;
+        if let Some(console) = t.console {
+            relay.set_resize(console, t.master)?;
+        }
+        Ok(relay)
+    }
+
+    /// Pass-through mode.
+    pub fn pipes(signals: SignalFd, target: Pid, p: Pipes<'_>) -> Result<Relay, TtyError> {
+        let mut relay = Relay::new(signals, target)?;
+        if let Some((host, pipe)) = p.stdin {
+            relay.add_channel(
+                Endpoint::Inherited(host),
+                Endpoint::Owned(pipe),
+                Direction::Input,
+                OnEof::CloseSink,
+            )?;
+        }
+        for (pipe, host) in [p.stdout, p.stderr].into_iter().flatten() {
+            relay.add_channel(
+                Endpoint::Owned(pipe),
+                Endpoint::Inherited(host),
+                Direction::Output,
+                OnEof::Nothing,
+            )?;
+        }
+        Ok(relay)
+    }
+
+    /// On `SIGWINCH`, copy `console`'s size to `pty`.
+    pub fn set_resize(
+        &mut self,
+        console: BorrowedFd<'_>,
+        pty: BorrowedFd<'_>,
+    ) -> Result<(), TtyError> {
+        let c = dup(console)?;
+        let p = dup(pty)?;
+        self.resize = Some((c, p));
+        Ok(())
+    }
+
+    /// Adds a channel `source` → `sink`.
+    pub fn add_channel(
+        &mut self,
+        source: Endpoint<'_>,
+        sink: Endpoint<'_>,
+        direction: Direction,
+        on_eof: OnEof,
+    ) -> Result<(), TtyError> {
+        let index = self.channels.len() as u64;
+        let src = self.prepare(source, false, 2 * index + 1)?;
+        let dst = self.prepare(sink, true, 2 * index + 2)?;
+        self.channels.push(Channel {
+            readable: true,
+            writable: true,
+            src: Some(src),
+            dst: Some(dst),
+            buf: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            sink_dead: false,
+            draining: false,
+            direction,
+            on_eof,
+            last_byte: None,
+            tail: [0; 2],
+            tail_len: 0,
+        });
+        Ok(())
+    }
+
+    fn prepare(&mut self, ep: Endpoint<'_>, write: bool, token: u64) -> Result<Io, TtyError> {
+        let (fd, may_set_flags, shared) = match ep {
+            Endpoint::Owned(fd) => (fd, true, false),
+            Endpoint::Borrowed(fd) => (dup(fd)?, true, true),
+            Endpoint::Inherited(fd) => match reopen_private(fd, write) {
+                Some(private) => (private, false, false),
+                None => (dup(fd)?, true, true),
+            },
+        };
+        let st = fs::fstat(&fd).map_err(|e| TtyError::os("fstat", fd_label(fd.as_fd()), e))?;
+        let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        let master = is_chr && is_master_rdev(st.st_rdev);
+        let tty = !master && rustix::termios::isatty(&fd);
+        let flags = if write {
+            EventFlags::ONESHOT | EventFlags::ET
+        } else {
+            EventFlags::IN | EventFlags::ET
+        };
+        let polled = match epoll::add(&self.epoll, &fd, EventData::new_u64(token), flags) {
+            Ok(()) => true,
+            Err(Errno::PERM) => false,
+            Err(e) => return Err(TtyError::os("epoll_ctl(ADD)", fd_label(fd.as_fd()), e)),
+        };
+        if polled && may_set_flags {
+            let old = fs::fcntl_getfl(&fd)
+                .map_err(|e| TtyError::os("fcntl(F_GETFL)", fd_label(fd.as_fd()), e))?;
+            if !old.contains(OFlags::NONBLOCK) {
+                if shared {
+                    self.restore.push((dup(fd.as_fd())?, old));
+                }
+                fs::fcntl_setfl(&fd, old | OFlags::NONBLOCK)
+                    .map_err(|e| TtyError::os("fcntl(F_SETFL)", fd_label(fd.as_fd()), e))?;
+            }
+        }
+        Ok(Io {
+            fd,
+            polled,
+            master,
+            tty,
+        })
+    }
+
+    /// Runs until the target has exited and all its output is flushed; returns how it ended.
+    pub fn run(mut self) -> Result<ExitStatus, TtyError> {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
+        self.reap()?;
+        loop {
+            for i in 0..self.channels.len() {
+                self.pump(i);
+            }
+            if let Some(status) = self.exit {
+                if self.abandon || self.channels.iter().all(Channel::finished) {
+                    return Ok(status);
+                }
+            }
+            let ready = match epoll::wait(&self.epoll, &mut events, None) {
+                Ok((ready, _)) => ready,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(TtyError::os("epoll_wait", "relay", e)),
+            };
+            let mut signalled = false;
+            for ev in ready.iter() {
+                let token = ev.data.u64();
+                if token == SIGNAL_TOKEN {
+                    signalled = true;
+                    continue;
+                }
+                let Some(ch) = self.channels.get_mut(((token - 1) / 2) as usize) else {
+                    continue;
+                };
+                if token % 2 == 1 {
+                    ch.readable = true;
+                } else {
+                    ch.writable = true;
+                }
+            }
+            if signalled {
+                self.handle_signals()?;
+            }
+        }
+    }
+
+    fn handle_signals(&mut self) -> Result<(), TtyError> {
+        while let Some(info) = self
+            .signals
+            .read()
+            .map_err(|e| TtyError::os("read", "signalfd", e))?
+        {
+            match info.signo {
+                libc::SIGCHLD => self.reap()?,
+                libc::SIGWINCH => self.resize(),
+                libc::SIGURG => {}
+                sig if self.exit.is_none() => {
+                    let pid = self.target.as_raw_nonzero().get();
+                    match berth_sys::signal::kill(pid, sig) {
+                        Ok(()) => log::debug!("forwarded signal {sig} to {pid}"),
+                        Err(e) => log::debug!("forwarding signal {sig} to {pid}: {e}"),
+                    }
+                }
+                libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT => {
+                    log::debug!(
+                        "signal {} while flushing output: giving up the flush",
+                        info.signo
+                    );
+                    self.abandon = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self) -> Result<(), TtyError> {
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) => {
+                    let status = ExitStatus::from_wait(status);
+                    if pid == self.target && self.exit.is_none() && status.is_some() {
+                        self.exit = status;
+                        self.target_exited();
+                    }
+                }
+                Ok(None) | Err(Errno::CHILD) => return Ok(()),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(TtyError::os("waitpid", "children", e)),
+            }
+        }
+    }
+
+    fn target_exited(&mut self) {
+        for ch in &mut self.channels {
+            match ch.direction {
+                Direction::Input => {
+                    ch.close_src(&self.epoll);
+                    ch.close_dst(&self.epoll);
+                    ch.start = 0;
+                    ch.end = 0;
+                    ch.tail_len = 0;
+                }
+                Direction::Output => {
+                    ch.draining = true;
+                    ch.readable = true;
+                }
+            }
+        }
+    }
+
+    fn resize(&mut self) {
+        let Some((console, pty)) = &self.resize else {
+            return;
+        };
+        match Winsize::get(console.as_fd()).and_then(|ws| ws.set(pty.as_fd())) {
+            Ok(()) => {}
+            Err(e) => log::debug!("SIGWINCH: {e}"),
+        }
+    }
+
+    fn pump(&mut self, i: usize) {
+        let epoll = &self.epoll;
+        let ch = &mut self.channels[i];
+        loop {
+            let mut progress = false;
+            // Read until EAGAIN, EOF or a full buffer.
+            while ch.readable && ch.src.is_some() {
+                if ch.end == ch.buf.len() {
+                    if ch.start == 0 {
+                        break;
+                    }
+                    ch.buf.copy_within(ch.start..ch.end, 0);
+                    ch.end -= ch.start;
+                    ch.start = 0;
+                }
+                let Some(src) = ch.src.as_ref() else { break };
+                match rustix::io::read(&src.fd, &mut ch.buf[ch.end..]) {
+                    Ok(0) => {
+                        ch.source_eof(epoll);
+                        progress = true;
+                    }
+                    Ok(n) => {
+                        ch.last_byte = Some(ch.buf[ch.end + n - 1]);
+                        ch.end += n;
+                        if ch.sink_dead {
+                            ch.start = 0;
+                            ch.end = 0;
+                        }
+                        progress = true;
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => {
+                        ch.readable = false;
+                        if ch.draining {
+                            ch.close_src(epoll);
+                        }
+                    }
+                    Err(Errno::IO) if src.master => {
+                        // Peer closed for now; the next edge brings it back.
+                        ch.readable = false;
+                        if ch.draining {
+                            ch.close_src(epoll);
+                        }
+                    }
+                    Err(Errno::IO) if src.tty => {
+                        log::debug!("reading a terminal: EIO (background job?); input stops");
+                        ch.close_src(epoll);
+                    }
+                    Err(e) => {
+                        log::warn!("relay read {}: {e}", fd_label(src.fd.as_fd()));
+                        ch.close_src(epoll);
+                    }
+                }
+            }
+            if ch.tail_len > 0 && ch.buf.len() - ch.end >= ch.tail_len {
+                let n = ch.tail_len;
+                ch.buf[ch.end..ch.end + n].copy_from_slice(&ch.tail[..n]);
+                ch.end += n;
+                ch.tail_len = 0;
+                progress = true;
+            }
+            // Write until EAGAIN or empty.
+            while ch.start < ch.end && ch.writable && !ch.sink_dead {
+                let Some(dst) = ch.dst.as_ref() else {
+                    ch.sink_dead = true;
+                    break;
+                };
+                match rustix::io::write(&dst.fd, &ch.buf[ch.start..ch.end]) {
+                    Ok(n) => {
+                        ch.start += n;
+                        if ch.start == ch.end {
+                            ch.start = 0;
+                            ch.end = 0;
+                        }
+                        progress = true;
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => {
+                        ch.writable = false;
+                        if dst.polled {
+                            let armed = epoll::modify(
+                                epoll,
+                                &dst.fd,
+                                EventData::new_u64(2 * i as u64 + 2),
+                                EventFlags::OUT | EventFlags::ONESHOT | EventFlags::ET,
+                            );
+                            if let Err(e) = armed {
+                                log::warn!("relay: waiting for {}: {e}", fd_label(dst.fd.as_fd()));
+                                ch.kill_sink(epoll);
+                            }
+                        }
+                    }
+                    Err(Errno::IO) if dst.master => {
+                        // Nobody has the pty open: this input has no reader.
+                        ch.start = 0;
+                        ch.end = 0;
+                    }
+                    Err(e) => {
+                        if e != Errno::PIPE && e != Errno::IO {
+                            log::warn!("relay write {}: {e}", fd_label(dst.fd.as_fd()));
+                        } else {
+                            log::debug!(
+                                "relay write {}: {e}; discarding its output from now on",
+                                fd_label(dst.fd.as_fd())
+                            );
+                        }
+                        ch.kill_sink(epoll);
+                    }
+                }
+            }
+            if ch.src.is_none()
+                && ch.start == ch.end
+                && ch.tail_len == 0
+                && ch.on_eof == OnEof::CloseSink
+            {
+                ch.close_dst(epoll);
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+}
+
+impl Channel {
+    fn finished(&self) -> bool {
+        self.src.is_none() && (self.start == self.end || self.sink_dead || self.dst.is_none())
+    }
+
+    fn source_eof(&mut self, epoll: &OwnedFd) {
+        if self.on_eof == OnEof::SendVeof && !self.draining {
+            if let Some(dst) = &self.dst {
+                match rustix::termios::tcgetattr(&dst.fd) {
+                    Ok(t) if t.local_modes.contains(LocalModes::ICANON) => {
+                        let veof = t.special_codes[SpecialCodeIndex::VEOF];
+                        if veof != 0 {
+                            self.tail = [veof, veof];
+                            self.tail_len = match self.last_byte {
+                                None | Some(b'\n') => 1,
+                                Some(_) => 2,
+                            };
+                        }
+                    }
+                    Ok(_) => {
+                        log::debug!("stdin EOF: the pty is not in canonical mode, no VEOF sent")
+                    }
+                    Err(e) => log::debug!("stdin EOF: tcgetattr on the pty: {e}"),
+                }
+            }
+        }
+        self.close_src(epoll);
+    }
+
+    fn close_src(&mut self, epoll: &OwnedFd) {
+        if let Some(io) = self.src.take() {
+            if io.polled {
+                let _ = epoll::delete(epoll, &io.fd);
+            }
+        }
+        self.readable = false;
+    }
+
+    fn close_dst(&mut self, epoll: &OwnedFd) {
+        if let Some(io) = self.dst.take() {
+            if io.polled {
+                let _ = epoll::delete(epoll, &io.fd);
+            }
+        }
+    }
+
+    fn kill_sink(&mut self, epoll: &OwnedFd) {
+        self.sink_dead = true;
+        self.start = 0;
+        self.end = 0;
+        self.tail_len = 0;
+        self.close_dst(epoll);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.channels.clear();
+        for (fd, flags) in self.restore.drain(..).rev() {
+            if let Err(e) = fs::fcntl_setfl(&fd, flags) {
+                log::debug!("restoring file flags of {}: {e}", fd_label(fd.as_fd()));
+            }
+        }
+    }
+}
+
+fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| TtyError::os("dup", fd_label(fd), e))
+}
+
+fn fd_label(fd: BorrowedFd<'_>) -> String {
+    format!("fd {}", fd.as_raw_fd())
+}
+
+/// Pty masters: `/dev/ptmx`/`/dev/pts/ptmx` (5:2) and the BSD/legacy master majors.
+fn is_master_rdev(rdev: u64) -> bool {
+    let (major, minor) = (fs::major(rdev), fs::minor(rdev));
+    (major == 5 && minor == 2) || major == 2 || (128..=135).contains(&major)
+}
+
+/// Opens a private description of a tty (not a master, not a 5:x alias) or a pipe/FIFO through
+/// `/proc/self/fd/N`, non-blocking; `None` if that is not possible.
+fn reopen_private(fd: BorrowedFd<'_>, write: bool) -> Option<OwnedFd> {
+    let st = fs::fstat(fd).ok()?;
+    let kind = st.st_mode & libc::S_IFMT;
+    let eligible = match kind {
+        libc::S_IFIFO => true,
+        libc::S_IFCHR => {
+            let major = fs::major(st.st_rdev);
+            major != 5 && !is_master_rdev(st.st_rdev) && rustix::termios::isatty(fd)
+        }
+        _ => false,
+    };
+    if !eligible {
+        return None;
+    }
+    let access = if write {
+        OFlags::WRONLY
+    } else {
+        OFlags::RDONLY
+    };
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let new = fs::open(
+        path.as_str(),
+        access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let now = fs::fstat(&new).ok()?;
+    (now.st_dev == st.st_dev && now.st_ino == st.st_ino && now.st_rdev == st.st_rdev).then_some(new)
+}
