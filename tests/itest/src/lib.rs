@@ -22,9 +22,9 @@
 //! ```
 //!
 //! (`file` reports "static-pie linked", `ldd` "statically linked"; [`probe::is_static_elf`]
-//! checks for the absence of `PT_INTERP`). crun 1.8 is wrapped in
-//! `shared/tools/hybrid-cgroup-fix.sh run` automatically (`BERTH_CRUN_WRAPPER` overrides the
-//! path; empty disables it).
+//! checks for the absence of `PT_INTERP`). crun 1.8 is wrapped automatically for this hybrid
+//! cgroup host (see [`runtime`] for how; `BERTH_CRUN_WRAPPER` overrides the wrapper, empty
+//! disables it).
 //!
 //! # Pieces
 //!

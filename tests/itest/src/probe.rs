@@ -136,13 +136,22 @@ pub fn parse_line(line: &str) -> (String, std::collections::BTreeMap<String, Str
     (name, kv)
 }
 
-/// Finds the first line of `output` produced by probe subcommand `name` and parses it.
+/// Finds the first line of `output` with a word equal to probe subcommand `name` and parses
+/// it from that word on (tolerating a prefix on the line, such as a runtime's log decoration).
 #[track_caller]
 pub fn probe_line(output: &str, name: &str) -> std::collections::BTreeMap<String, String> {
     output
         .lines()
         .map(|l| l.trim_end_matches('\r'))
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(|l| parse_line(l).1)
+        .find_map(|l| {
+            let mut at = 0;
+            for w in l.split(' ') {
+                if w == name {
+                    return Some(parse_line(&l[at..]).1);
+                }
+                at += w.len() + 1;
+            }
+            None
+        })
         .unwrap_or_else(|| panic!("no `{name}` line from the probe in {output:?}"))
 }

@@ -4,8 +4,11 @@
 //! then the workspace's built `berth`), detects its [`Kind`] from `--version`, and returns a
 //! [`Runtime`] whose every command carries `--root <private temp dir>`: tests never see each
 //! other's containers and the machine's `/run/runc` stays untouched. crun 1.8 refuses this
-//! machine's hybrid cgroups, so it is run through `hybrid-cgroup-fix.sh run` (see
-//! `/work/shared/tools`); the wrapper's own stderr line is filtered out.
+//! machine's hybrid cgroups, so it is run through `shared/tools/hybrid-cgroup-fix.sh run` (its
+//! own stderr line is filtered out); when that script cannot bind cgroup2's controllers to v1
+//! (another process has them enabled in cgroup2), `tests/itest/tools/crun-cgroup-v1.sh` hides
+//! cgroup2 from crun in a private mount namespace instead. `BERTH_CRUN_WRAPPER` overrides both
+//! (empty: no wrapper).
 //!
 //! Dropping a `Runtime` runs its [`Guard`]: `delete --force` for every container it made (the
 //! tracked ids and whatever is in the private root), SIGKILL for leftover processes (in the
@@ -71,18 +74,30 @@ fn crun_wrapper() -> Vec<PathBuf> {
         return if w.is_empty() {
             vec![]
         } else {
-            vec![PathBuf::from(w), PathBuf::from("run")]
+            vec![PathBuf::from(w)]
         };
     }
     let candidates = [
         crate::probe::workspace_root().join("../shared/tools/hybrid-cgroup-fix.sh"),
         PathBuf::from("/work/shared/tools/hybrid-cgroup-fix.sh"),
     ];
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .map(|p| vec![p, PathBuf::from("run")])
-        .unwrap_or_default()
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/crun-cgroup-v1.sh");
+    if let Some(shared) = candidates.into_iter().find(|p| p.is_file()) {
+        let probe = Cmd::new(&shared)
+            .args(["run", "true"])
+            .timeout(Duration::from_secs(30))
+            .run();
+        if probe.success() {
+            return vec![shared, PathBuf::from("run")];
+        }
+        eprintln!(
+            "itest: {} cannot wrap crun here ({}); using {}",
+            shared.display(),
+            probe.stderr_str().trim(),
+            fallback.display()
+        );
+    }
+    vec![fallback]
 }
 
 fn binary() -> &'static Binary {
