@@ -96,3 +96,93 @@ fn leftovers_detect_a_container_and_a_pty() {
     drop(pty);
     l.assert_unchanged();
 }
+
+/// Connects to `socket` and sends `payload` with `fds` in one SCM_RIGHTS message.
+fn send_fds(socket: &std::path::Path, payload: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let conn = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    rustix::net::sendmsg(
+        &conn,
+        &[std::io::IoSlice::new(payload)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .expect("sendmsg");
+}
+
+#[test]
+fn console_receiver_rejects_what_is_not_exactly_one_master() {
+    use std::os::fd::AsFd;
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    let rx = berth_itest::ConsoleReceiver::new();
+    send_fds(rx.path(), b"/dev/null", &[null.as_fd()]);
+    let err = rx
+        .try_recv(Duration::from_secs(5))
+        .expect_err("/dev/null accepted");
+    assert!(err.contains("not a pty master"), "{err}");
+
+    let pty = Pty::new();
+    let rx = berth_itest::ConsoleReceiver::new();
+    send_fds(rx.path(), b"/dev/ptmx", &[pty.master_fd(), pty.master_fd()]);
+    let err = rx
+        .try_recv(Duration::from_secs(5))
+        .expect_err("two fds accepted");
+    assert!(err.contains("exactly one fd, got 2"), "{err}");
+
+    // A host pty master from /dev/ptmx lives on devtmpfs, not devpts: rejected too, as by
+    // runc's console check (the master must come from a devpts instance's ptmx node).
+    let rx = berth_itest::ConsoleReceiver::new();
+    send_fds(rx.path(), b"/dev/ptmx", &[pty.master_fd()]);
+    let err = rx
+        .try_recv(Duration::from_secs(5))
+        .expect_err("devtmpfs ptmx accepted");
+    assert!(err.contains("not devpts"), "{err}");
+}
+
+#[test]
+fn recvtty_single_mode_copies_the_console_and_rejects_bad_fds() {
+    let rt = berth_itest::runtime();
+    let dir = berth_itest::console::short_tmp_dir();
+    let socket = dir.path().join("s");
+    let pid_file = dir.path().join("pid");
+    let recv = Cmd::new(berth_itest::probe::recvtty_path())
+        .args(["--mode", "single", "--no-stdin", "--pid-file"])
+        .arg(&pid_file)
+        .arg(&socket)
+        .spawn();
+    berth_itest::wait_until("recvtty ready", Duration::from_secs(10), || {
+        pid_file.exists().then_some(())
+    });
+    let mut b = Bundle::busybox();
+    b.terminal(true).probe(&["write", "5000"]);
+    let id = rt.id("recvtty-single");
+    rt.cmd(["run", "-d", "--console-socket"])
+        .arg(&socket)
+        .arg("--bundle")
+        .arg(b.path())
+        .arg(&id)
+        .ok();
+    let out = recv.wait().assert_ok();
+    assert!(
+        berth_itest::strip_cr(&out.stdout) == berth_itest::pattern(5000),
+        "{out}"
+    );
+
+    let socket2 = dir.path().join("s2");
+    let recv = Cmd::new(berth_itest::probe::recvtty_path())
+        .args(["--mode", "single", "--no-stdin"])
+        .arg(&socket2)
+        .spawn();
+    berth_itest::wait_until("recvtty listening", Duration::from_secs(10), || {
+        socket2.exists().then_some(())
+    });
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    use std::os::fd::AsFd;
+    send_fds(&socket2, b"x", &[null.as_fd()]);
+    let out = recv.wait().assert_code(1);
+    assert!(out.stderr_str().contains("not a pty master"), "{out}");
+}
