@@ -159,7 +159,9 @@ fn run(opts: &Options) -> Result<i32, Box<dyn std::error::Error>> {
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", opts.command[0]))?;
     let pid = Pid::from_child(&child);
-    drop(child);
+    // The master must see the peer close when the command closes it: keep no copy of the peer
+    // (`cmd` still holds the three given as stdio).
+    drop((child, cmd));
     let PtyPair { master, peer, .. } = pair;
     drop(peer);
     let terminal = Terminal {
@@ -198,6 +200,7 @@ fn selftest(args: &[String]) -> i32 {
         "raw-hold" => raw_hold(args.get(1).map(String::as_str).unwrap_or("drop")),
         "raw-background" => raw_background(),
         "raw-bg-child" => raw_bg_child(),
+        "send-console" => send_console(args.get(1).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown selftest {name:?}").into()),
     };
     match result {
@@ -272,5 +275,14 @@ fn raw_background() -> Result<(), Box<dyn std::error::Error>> {
 fn raw_bg_child() -> Result<(), Box<dyn std::error::Error>> {
     let g = RawGuard::enter(stdio(0))?;
     println!("bg:{}", if g.is_some() { "entered" } else { "skipped" });
+    Ok(())
+}
+
+/// Connects to the console socket at `path` (as given: relative paths use the cwd) and sends the
+/// master of a new pty.
+fn send_console(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let pair = PtyPair::open_host()?;
+    let sock = berth_tty::ConsoleSocket::connect(path.as_ref())?;
+    sock.send_master(berth_tty::MASTER_NAME, pair.master.as_fd())?;
     Ok(())
 }

@@ -100,6 +100,18 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
+/// A child that is killed and reaped if the test panics before waiting for it.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Sends `sig` to `pid`.
 pub fn kill(pid: u32, sig: i32) {
     berth_sys::signal::kill(pid as i32, sig).expect("kill");
