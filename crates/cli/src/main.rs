@@ -1,1 +1,204 @@
-fn main() {}
+//! `berth`: the runc-compatible command line. Parses flags, installs the logger, calls
+//! `berth_core`, prints, and exits with runc's codes: 0, 1 on error, the process's status for
+//! foreground `run`/`exec` (128+N when killed by signal N), 255 when `exec` fails to start.
+
+mod args;
+mod logging;
+mod table;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use berth_core::{CreateOptions, ExecOptions, RunOptions, Runtime};
+use clap::Parser;
+
+use args::{Cli, Command, CreateArgs, TableFormat};
+
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        bundle: a.bundle.clone().unwrap_or_default(),
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+/// Runs one command; `Ok(code)` is the exit code.
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: systemd cgroup management is not supported by berth yet; use cgroupfs paths"
+        );
+    }
+    let rt = Runtime::new(&cli.root);
+    let mut out = std::io::stdout().lock();
+    let code = match &cli.command {
+        Command::Create(a) => rt.create(&a.id, &create_options(a)).map(|_| 0)?,
+        Command::Start { id } => rt.start(id).map(|_| 0)?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => rt.run(
+            &create.id,
+            &RunOptions {
+                create: create_options(create),
+                detach: *detach,
+                keep: *keep,
+            },
+        )?,
+        Command::State { id } => {
+            let state = rt.state(id)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&state)?)?;
+            0
+        }
+        Command::Kill { all, id, signal } => {
+            let raw = signal.as_deref().unwrap_or("SIGTERM");
+            let sig = berth_sys::signal::parse_signal(raw)
+                .ok_or_else(|| anyhow!("unknown signal {raw:?}"))?;
+            rt.kill(id, sig, *all)?;
+            0
+        }
+        Command::Delete { force, id } => {
+            rt.delete(id, *force)?;
+            0
+        }
+        Command::List { format, quiet } => {
+            let states = rt.list()?;
+            if *quiet {
+                for s in &states {
+                    writeln!(out, "{}", s.id)?;
+                }
+            } else if *format == TableFormat::Json {
+                if states.is_empty() {
+                    writeln!(out, "null")?;
+                } else {
+                    writeln!(out, "{}", serde_json::to_string(&list_json(&states))?)?;
+                }
+            } else {
+                write!(out, "{}", table::list_table(&states))?;
+            }
+            0
+        }
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = rt.pids(id)?;
+            if *format == TableFormat::Json {
+                writeln!(out, "{}", serde_json::to_string(&pids)?)?;
+            } else {
+                write!(out, "{}", table::ps_table(&pids, ps_args)?)?;
+            }
+            0
+        }
+        Command::Exec(a) => {
+            if a.process.is_none() && a.command.is_empty() {
+                bail!("process args cannot be empty");
+            }
+            let opts = ExecOptions {
+                process_file: a.process.clone(),
+                args: a.command.clone(),
+                tty: a.tty,
+                console_socket: a.console_socket.clone(),
+                detach: a.detach,
+                pid_file: a.pid_file.clone(),
+                cwd: a.cwd.clone(),
+                env: a.env.clone(),
+                user: a.user.clone(),
+                additional_gids: a.additional_gids.clone(),
+                caps: a.caps.clone(),
+                no_new_privs: a.no_new_privs,
+                preserve_fds: a.preserve_fds,
+            };
+            match rt.exec(&a.id, &opts) {
+                Ok(code) => code,
+                Err(e) => return Err(ExecFailed(e).into()),
+            }
+        }
+        Command::Pause { id } => rt.set_paused(id, true).map(|_| 0)?,
+        Command::Resume { id } => rt.set_paused(id, false).map(|_| 0)?,
+        Command::Spec { bundle, rootless } => {
+            let dir = bundle.clone().unwrap_or_else(|| ".".into());
+            let path = dir.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            let spec = berth_spec::template::default_spec(*rootless);
+            let text = berth_spec::template::to_pretty_json(&spec)?;
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+            0
+        }
+        Command::Features => {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&berth_spec::features::features())?
+            )?;
+            0
+        }
+    };
+    Ok(code)
+}
+
+/// An `exec` that failed to start: runc exits 255 for it.
+#[derive(Debug)]
+struct ExecFailed(berth_core::Error);
+
+impl std::fmt::Display for ExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exec failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ExecFailed {}
+
+/// runc's `list --format json` objects: the state plus `owner` from the state dir's uid.
+fn list_json(states: &[berth_spec::State]) -> Vec<serde_json::Value> {
+    states
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["owner"] = serde_json::Value::String(table::owner_name());
+            v
+        })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let logger = match logging::Logger::install(cli.log_format, cli.log.as_deref(), cli.debug) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            log::error!("{msg}");
+            if !logger.to_stderr() {
+                eprintln!("{msg}");
+            }
+            let code = if e.downcast_ref::<ExecFailed>().is_some() {
+                255
+            } else {
+                1
+            };
+            ExitCode::from(code)
+        }
+    }
+}

@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 pub mod bpf;
+pub mod fd;
 pub mod mount;
 pub mod process;
 pub mod signal;

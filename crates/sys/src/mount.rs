@@ -73,7 +73,11 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> i
             std::mem::size_of::<Raw>(),
         )
     };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The `/proc/self/fd/N` path of `fd`, for syscalls that only take paths.
@@ -90,11 +94,22 @@ pub fn mount_at_fd(
     flags: u64,
     data: Option<&str>,
 ) -> io::Result<()> {
+    mount(source, &proc_fd_path(target), fstype, flags, data)
+}
+
+/// Classic `mount(2)` with `MS_*` flags as a plain integer.
+pub fn mount(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
     let to_c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
     let source = source.map(to_c).transpose()?;
     let fstype = fstype.map(to_c).transpose()?;
     let data = data.filter(|d| !d.is_empty()).map(to_c).transpose()?;
-    let target = to_c(&proc_fd_path(target))?;
+    let target = to_c(target)?;
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: all pointers are NUL-terminated strings (or null, which mount(2) accepts for
     // source, fstype and data) that outlive the call.
@@ -107,5 +122,9 @@ pub fn mount_at_fd(
             ptr(&data).cast(),
         )
     };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

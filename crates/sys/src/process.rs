@@ -95,7 +95,10 @@ pub fn clone3(ns_flags: u64, options: &CloneOptions<'_>) -> io::Result<Forked> {
                 // SAFETY: the kernel stored a new, owned pidfd in `pidfd` for CLONE_PIDFD.
                 unsafe { OwnedFd::from_raw_fd(pidfd) }
             });
-            Ok(Forked::Parent { pid: pid as i32, pidfd })
+            Ok(Forked::Parent {
+                pid: pid as i32,
+                pidfd,
+            })
         }
     }
 }
@@ -150,7 +153,11 @@ pub fn close_fds_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only closes descriptors; callers own every fd from `first` up and
     // hold no OwnedFd for them any longer (documented at each call site).
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Marks every fd from `first` up close-on-exec (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`).
@@ -158,7 +165,11 @@ pub fn cloexec_fds_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: setting FD_CLOEXEC changes no fd's ownership or validity.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Clears `FD_CLOEXEC` on a descriptor the caller wants a child program to inherit.
@@ -172,7 +183,11 @@ pub fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn set_personality(persona: u64) -> io::Result<()> {
     // SAFETY: personality takes a plain integer and has no memory effects.
     let ret = unsafe { libc::personality(persona as libc::c_ulong) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Sets the I/O scheduling class and priority of the calling process (`ioprio_set`).
@@ -181,7 +196,11 @@ pub fn set_io_priority(class: i32, priority: i32) -> io::Result<()> {
     let ioprio = (class << 13) | priority;
     // SAFETY: ioprio_set takes plain integers; 0 means the calling process.
     let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Sets the CPU affinity of the calling process from a list of CPU numbers.
@@ -241,5 +260,41 @@ pub fn set_sched_attr(attr: &SchedAttr) -> io::Result<()> {
     };
     // SAFETY: `raw` is a valid sched_attr (SCHED_ATTR_SIZE_VER0 layout) that outlives the call.
     let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::addr_of!(raw), 0) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Moves the calling process into new namespaces (`unshare(2)` with `CLONE_NEW*` bits).
+pub fn unshare(flags: u64) -> io::Result<()> {
+    // SAFETY: unshare takes a plain flag word. Callers are single-threaded (module contract), so
+    // giving this process new namespaces cannot surprise another thread.
+    let ret = unsafe { libc::unshare(flags as libc::c_int) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Joins a new anonymous session keyring named `name` (`keyctl(KEYCTL_JOIN_SESSION_KEYRING)`),
+/// so the container does not share the caller's keys. Returns `Ok` when the kernel has no
+/// keyring support (`ENOSYS`), as runc does.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) reads one NUL-terminated string that
+    // lives for the whole call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret == -1 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOSYS) {
+            return Ok(());
+        }
+        return Err(err);
+    }
+    Ok(())
 }

@@ -1,0 +1,115 @@
+//! The typed channel between berth and the process it cloned: a `SOCK_SEQPACKET` socketpair
+//! carrying one JSON message per packet.
+//!
+//! Both ends are `CLOEXEC`: when the child execs the user's program its end closes, so the
+//! parent reads end-of-file exactly when the exec succeeded (or the child died). Each side closes
+//! its copy of the other end right after the clone, or that end-of-file would never come
+//! (runc#5087).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What the child tells berth.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ToParent {
+    /// The child made a user namespace with `unshare` and waits for its id mappings.
+    NeedIdMap {
+        /// The pid (in berth's namespace) whose maps to write.
+        pid: i32,
+    },
+    /// An intermediate child forked the process that will run the program.
+    Pid {
+        /// Its pid in berth's namespace.
+        pid: i32,
+    },
+    /// Namespaces are set up, pivot_root not yet done: run `prestart` and `createRuntime` hooks.
+    CreateRuntimeHooks,
+    /// Set up and waiting for the start signal.
+    Ready,
+    /// Setup failed; the child exits after sending this.
+    Error {
+        /// One line naming what failed.
+        message: String,
+    },
+}
+
+/// What berth tells the child.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ToChild {
+    /// Id mappings written.
+    IdMapDone,
+    /// Cgroup joined and mappings written: go on with the setup.
+    Continue,
+    /// `createRuntime` hooks ran.
+    HooksDone,
+    /// Exec the program now (`run`; `create` uses the start socket instead).
+    Start,
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+const MAX_MESSAGE: usize = 64 * 1024;
+
+impl Channel {
+    /// A connected pair: `(parent end, child end)`.
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::sys("socketpair for the init channel", e))?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Wraps an already connected `SOCK_SEQPACKET` or `SOCK_STREAM` socket.
+    pub fn from_fd(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    /// The socket.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Sends one message.
+    pub fn send<T: Serialize>(&self, msg: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(msg)
+            .map_err(|e| Error::sys("encode init message", std::io::Error::other(e)))?;
+        loop {
+            match rustix::net::send(&self.fd, &bytes, SendFlags::NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::sys("send on the init channel", e)),
+            }
+        }
+    }
+
+    /// Receives one message; `Ok(None)` at end of file (the peer closed or exec'd).
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match rustix::net::recv(&self.fd, &mut buf, RecvFlags::empty()) {
+                Ok((n, _)) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) => return Ok(None),
+                Err(e) => return Err(Error::sys("receive on the init channel", e)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::sys("decode init message", std::io::Error::other(e)))
+    }
+}

@@ -1,0 +1,208 @@
+//! A `cgroup` mount in the container: what runc does, per host layout.
+//!
+//! - unified host: one `cgroup2` mount;
+//! - v1 or hybrid host: a tmpfs at the destination holding one directory per host hierarchy
+//!   (the controllers' mount names, e.g. `cpu,cpuacct`, plus the host's symlinks such as
+//!   `cpu -> cpu,cpuacct`), and `unified` on hybrid hosts. With a new cgroup namespace each is a
+//!   fresh cgroup mount (rooted at the container's cgroup); without one, each is a bind of the
+//!   container's own cgroup directory, so the container sees its limits and nothing else.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use berth_spec::Mount;
+use berth_spec::mount::MountOptions;
+use berth_sys::mount::{self as sysmount, MountAttr};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use super::paths::{mkdir_all, open_in_root};
+use super::rootfs::RootfsPlan;
+use crate::error::{Error, Result};
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// One cgroup filesystem mounted on the host.
+#[derive(Debug)]
+struct HostHierarchy {
+    mount_point: PathBuf,
+    /// `cgroup` or `cgroup2`.
+    fstype: String,
+    /// Controllers (or `name=…`), as `/proc/self/cgroup` lists them, comma-joined.
+    controllers: String,
+}
+
+fn host_hierarchies() -> std::io::Result<Vec<HostHierarchy>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let rfields: Vec<&str> = right.split(' ').collect();
+        let (Some(mp), Some(fstype), Some(sopts)) =
+            (fields.get(4), rfields.first(), rfields.get(2))
+        else {
+            continue;
+        };
+        if *fstype != "cgroup" && *fstype != "cgroup2" {
+            continue;
+        }
+        if !mp.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let controllers: Vec<&str> = sopts
+            .split(',')
+            .filter(|o| {
+                !matches!(
+                    *o,
+                    "rw" | "ro" | "xattr" | "nsdelegate" | "memory_recursiveprot" | "noprefix"
+                ) && !o.starts_with("release_agent=")
+                    && !o.starts_with("clone_children")
+            })
+            .collect();
+        out.push(HostHierarchy {
+            mount_point: PathBuf::from(mp.replace("\\040", " ")),
+            fstype: fstype.to_string(),
+            controllers: controllers.join(","),
+        });
+    }
+    Ok(out)
+}
+
+/// `controllers -> path` from `/proc/self/cgroup` (`""` is the v2 entry).
+fn own_cgroups() -> std::io::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect())
+}
+
+fn own_path<'a>(own: &'a [(String, String)], controllers: &str) -> &'a str {
+    let mut wanted: Vec<&str> = controllers.split(',').collect();
+    wanted.sort_unstable();
+    own.iter()
+        .find(|(c, _)| {
+            let mut have: Vec<&str> = c.split(',').collect();
+            have.sort_unstable();
+            have == wanted
+        })
+        .map(|(_, p)| p.as_str())
+        .unwrap_or("/")
+}
+
+fn err(m: &Mount, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Init(format!(
+        "mount cgroup on {} ({what}): {e}",
+        m.destination.display()
+    ))
+}
+
+/// Mounts the container's view of the cgroup hierarchies at `m.destination`.
+pub(crate) fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    plan: &RootfsPlan<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<()> {
+    let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    let ro = flags & libc::MS_RDONLY != 0;
+    let target =
+        mkdir_all(root, &m.destination, 0o755).map_err(|e| err(m, "create mount point", e))?;
+    let unified_host =
+        rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC);
+    if unified_host {
+        return sysmount::mount_at_fd(
+            Some("cgroup2"),
+            target.as_fd(),
+            Some("cgroup2"),
+            flags,
+            None,
+        )
+        .map_err(|e| err(m, "cgroup2", e));
+    }
+    let hierarchies = host_hierarchies().map_err(|e| err(m, "read mountinfo", e))?;
+    let own = own_cgroups().map_err(|e| err(m, "read /proc/self/cgroup", e))?;
+    let base = flags & !libc::MS_RDONLY;
+    sysmount::mount_at_fd(
+        Some("tmpfs"),
+        target.as_fd(),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(|e| err(m, "tmpfs", e))?;
+    for h in &hierarchies {
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
+        if h.mount_point == Path::new("/sys/fs/cgroup") {
+            continue;
+        }
+        let dest = m.destination.join(name);
+        let sub = mkdir_all(root, &dest, 0o755).map_err(|e| err(m, "create hierarchy dir", e))?;
+        if plan.cgroupns {
+            let data = if h.fstype == "cgroup2" {
+                None
+            } else {
+                Some(h.controllers.as_str())
+            };
+            sysmount::mount_at_fd(Some("cgroup"), sub.as_fd(), Some(&h.fstype), flags, data)
+                .map_err(|e| err(m, &h.controllers, e))?;
+        } else {
+            let key = if h.fstype == "cgroup2" {
+                ""
+            } else {
+                h.controllers.as_str()
+            };
+            let path = own_path(&own, key);
+            let host_dir = h.mount_point.join(path.trim_start_matches('/'));
+            let src = rustix::fs::open(
+                &host_dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
+            let mut attr = MountAttr::default();
+            for (ms, at) in [
+                (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
+                (libc::MS_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
+                (libc::MS_NODEV, sysmount::MOUNT_ATTR_NODEV),
+                (libc::MS_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
+            ] {
+                if flags & ms != 0 {
+                    attr.attr_set |= at;
+                }
+            }
+            super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, &attr)
+                .map_err(|e| err(m, &h.controllers, e))?;
+        }
+    }
+    // The host's aliases (cpu -> cpu,cpuacct and the like).
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                if let Ok(link) = std::fs::read_link(e.path()) {
+                    let dir = open_in_root(root, &m.destination, ResolveFlags::empty())
+                        .map_err(|e| err(m, "reopen", e))?;
+                    let _ = rustix::fs::symlinkat(&link, dir.as_fd(), e.file_name().as_os_str());
+                }
+            }
+        }
+    }
+    if ro {
+        let fd = open_in_root(root, &m.destination, ResolveFlags::empty())
+            .map_err(|e| err(m, "reopen", e))?;
+        let attr = MountAttr {
+            attr_set: sysmount::MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        sysmount::mount_setattr(fd.as_fd(), false, &attr).map_err(|e| err(m, "read-only", e))?;
+    }
+    Ok(())
+}

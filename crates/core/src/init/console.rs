@@ -1,0 +1,132 @@
+//! The process's terminal, set up inside the container after `pivot_root` and before the user's
+//! program runs (runc's `setupConsole`, youki's `tty.rs`, hardened after CVE-2025-52565):
+//!
+//! 1. open the container's `/dev/pts` (no symlinks) and allocate the pair there
+//!    ([`berth_tty::PtyPair::open_in`]: ptmx verified by magic, inode and rdev; peer only through
+//!    `TIOCGPTPEER`);
+//! 2. size it (`consoleSize`, else the caller's terminal size) and, for berth's own foreground
+//!    relay, clear ONLCR — all before anyone else sees the master;
+//! 3. for the init: bind the peer onto `/dev/console`, fd to fd;
+//! 4. send the master to whoever holds it (console socket or berth's relay), then close it here,
+//!    so no process in the container ever holds the master;
+//! 5. own the peer by the process's uid (group stays the devpts `gid=`), `dup3` it onto 0/1/2
+//!    and make it the controlling terminal (`TIOCSCTTY`, failure is an error). `setsid` was
+//!    done at the very start of the init.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use berth_tty::{ConsoleSocket, PtyPair, Winsize};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+
+use super::paths::open_in_root;
+use crate::error::{Error, Result};
+
+/// How the console is to be set up.
+pub(crate) struct ConsolePlan<'a> {
+    /// Where the master goes.
+    pub socket: &'a ConsoleSocket,
+    /// The size to apply (never 0x0 when the caller knows one).
+    pub size: Option<Winsize>,
+    /// Clear ONLCR (berth relays the output itself).
+    pub clear_onlcr: bool,
+    /// Bind the peer onto `/dev/console` (the init, not exec'd processes).
+    pub mount_console: bool,
+    /// The uid to own the peer.
+    pub uid: u32,
+}
+
+/// Steps 1–5. Returns nothing: afterwards fds 0/1/2 are the peer.
+pub(crate) fn setup(plan: &ConsolePlan<'_>) -> Result<()> {
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open /", e))?;
+    let devpts = rustix::fs::openat2(
+        root.as_fd(),
+        "dev/pts",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH,
+    )
+    .map_err(|e| {
+        Error::Init(format!(
+            "terminal: no devpts directory at /dev/pts in the container: {e}"
+        ))
+    })?;
+    let pair = PtyPair::open_in(devpts.as_fd())?;
+    if let Some(size) = plan.size.filter(|s| !s.is_zero()) {
+        size.set(pair.master.as_fd())?;
+    }
+    if plan.clear_onlcr {
+        berth_tty::set_onlcr(pair.master.as_fd(), false)?;
+    }
+    if plan.mount_console {
+        mount_console(root.as_fd(), pair.peer.as_fd())?;
+    }
+    plan.socket
+        .send_master("/dev/pts/ptmx", pair.master.as_fd())?;
+    let PtyPair { master, peer, .. } = pair;
+    drop(master);
+    rustix::fs::fchown(&peer, Some(rustix::fs::Uid::from_raw(plan.uid)), None)
+        .map_err(|e| Error::sys("chown the terminal to the process's user", e))?;
+    dup_stdio(peer)?;
+    rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())
+        .map_err(|e| Error::sys("make the terminal the controlling terminal (TIOCSCTTY)", e))?;
+    Ok(())
+}
+
+/// Makes `fd` the process's stdin, stdout and stderr.
+pub(crate) fn dup_stdio(fd: OwnedFd) -> Result<()> {
+    for target in 0..3 {
+        berth_sys::fd::dup_onto(fd.as_fd(), target)
+            .map_err(|e| Error::sys(format!("dup the terminal onto fd {target}"), e))?;
+    }
+    Ok(())
+}
+
+/// Binds the peer onto `/dev/console`, target opened without following links (an image's
+/// `/dev/console` that is a symlink, FIFO or directory is replaced inside the container's own
+/// `/dev`, never followed).
+fn mount_console(root: BorrowedFd<'_>, peer: BorrowedFd<'_>) -> Result<()> {
+    let dev = open_in_root(root, Path::new("/dev"), ResolveFlags::NO_SYMLINKS)
+        .map_err(|e| Error::io("open", "/dev", e))?;
+    match rustix::fs::statat(dev.as_fd(), "console", AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if ft != rustix::fs::FileType::RegularFile {
+                let flags = if ft == rustix::fs::FileType::Directory {
+                    AtFlags::REMOVEDIR
+                } else {
+                    AtFlags::empty()
+                };
+                rustix::fs::unlinkat(dev.as_fd(), "console", flags)
+                    .map_err(|e| Error::io("remove", "/dev/console", e.into()))?;
+            }
+        }
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(Error::io("stat", "/dev/console", e.into())),
+    }
+    match rustix::fs::mknodat(
+        dev.as_fd(),
+        "console",
+        rustix::fs::FileType::RegularFile,
+        Mode::from_raw_mode(0o600),
+        0,
+    ) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(Error::io("create", "/dev/console", e.into())),
+    }
+    let target = rustix::fs::openat(
+        dev.as_fd(),
+        "console",
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", "/dev/console", e.into()))?;
+    super::rootfs::attach_bind(peer, target.as_fd(), false, &Default::default())
+        .map_err(|e| Error::io("bind the terminal onto", "/dev/console", e))?;
+    Ok(())
+}

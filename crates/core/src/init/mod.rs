@@ -1,0 +1,543 @@
+//! The child side: what runs between berth's `clone3` and the user's program.
+//!
+//! Two flavours share the steps here:
+//! - [`run_init`], the container's init (runc's `standard_init`): namespaces, rootfs, console,
+//!   then it waits for `start` and execs `process.args`;
+//! - [`run_tenant`], a process `berth exec` adds to a running container (runc's `setns_init`):
+//!   joins the init's namespaces and root, gets its own terminal, execs.
+//!
+//! Both end in `execve` or in [`berth_sys::process::exit_immediately`]; they never return into
+//! berth's parent logic. Every failure is reported as one line to berth over the
+//! [`Channel`](crate::channel::Channel) (or, once `create` has returned, over the start
+//! connection to `berth start`) and the child exits 1.
+
+pub(crate) mod cgroupfs;
+pub(crate) mod console;
+pub(crate) mod devices;
+pub(crate) mod paths;
+pub(crate) mod process;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use berth_spec::{NamespaceType, Process, Spec};
+use berth_sys::process::{Forked, exit_immediately};
+use berth_tty::{ConsoleSocket, Winsize};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::channel::{Channel, ToChild, ToParent};
+use crate::error::{Error, Result};
+use crate::namespaces::NsPlan;
+
+/// The child's standard streams.
+pub(crate) enum StdioPlan {
+    /// Keep berth's fds 0/1/2 (detached pass-through). `guard` loads the TIOCSTI/TIOCLINUX
+    /// filter because one of them is a terminal.
+    Inherit {
+        /// Block terminal injection.
+        guard: bool,
+    },
+    /// These pipe ends become fds 0/1/2 (foreground pass-through).
+    Pipes([OwnedFd; 3]),
+    /// A new terminal whose master goes out over `socket`.
+    Terminal {
+        /// Where the master goes.
+        socket: ConsoleSocket,
+        /// Initial size.
+        size: Option<Winsize>,
+        /// berth relays it itself: clear ONLCR.
+        clear_onlcr: bool,
+    },
+}
+
+/// How the init learns that it may exec.
+pub(crate) enum StartGate {
+    /// `ToChild::Start` on the channel (`run`).
+    Channel,
+    /// A connection on this listening socket (`create` then `start`).
+    Socket(OwnedFd),
+}
+
+/// Everything the container's init needs (it lives in the child's copy of berth's memory).
+pub(crate) struct InitConfig<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub ns: &'a NsPlan,
+    pub stdio: StdioPlan,
+    pub gate: StartGate,
+    /// The state directory's lock, inherited from berth: closed first thing.
+    pub lock_fd: i32,
+}
+
+/// Where errors go.
+enum Reporter<'a> {
+    Channel(&'a Channel),
+    Start(OwnedFd),
+}
+
+impl Reporter<'_> {
+    fn report(&self, e: &Error) {
+        let message = e.to_string();
+        match self {
+            Reporter::Channel(c) => {
+                let _ = c.send(&ToParent::Error { message });
+            }
+            Reporter::Start(fd) => {
+                let mut f =
+                    std::fs::File::from(fd.try_clone().ok().unwrap_or_else(|| exit_immediately(1)));
+                let _ = f.write_all(message.as_bytes());
+            }
+        }
+    }
+}
+
+fn wait_for(channel: &Channel, want: &ToChild) -> Result<()> {
+    match channel.recv::<ToChild>()? {
+        Some(m) if &m == want => Ok(()),
+        Some(m) => Err(Error::Init(format!("init: expected {want:?}, got {m:?}"))),
+        // berth went away: nobody is waiting for this container any more.
+        None => exit_immediately(1),
+    }
+}
+
+/// The first steps of every child: default signal handling and an empty mask (berth blocked
+/// signals for its relay), and not dumpable until exec so the container cannot ptrace berth's
+/// code or reach its fds (CVE-2016-9962).
+fn child_prologue() -> Result<()> {
+    berth_sys::signal::reset_dispositions().map_err(|e| Error::sys("reset signal handlers", e))?;
+    berth_sys::signal::unblock_all().map_err(|e| Error::sys("unblock signals", e))?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+    Ok(())
+}
+
+/// Joins the namespaces the plan lists by fd (user first), for the general path.
+fn join_namespaces(joins: &[(NamespaceType, OwnedFd)]) -> Result<()> {
+    for (typ, fd) in joins {
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| {
+            Error::sys(format!("join the {} namespace (setns)", typ.spec_name()), e)
+        })?;
+    }
+    Ok(())
+}
+
+/// The general path (namespaces joined by path, or a time namespace): setns, unshare, and a fork
+/// so pid/time namespaces take effect. Returns in the process that goes on as init.
+fn enter_namespaces(ns: &NsPlan, channel: &Channel) -> Result<()> {
+    if !ns.general {
+        return Ok(());
+    }
+    join_namespaces(&ns.joins)?;
+    if ns.unshare_flags != 0 {
+        berth_sys::process::unshare(ns.unshare_flags)
+            .map_err(|e| Error::sys("unshare the container's namespaces", e))?;
+    }
+    if ns.new_user {
+        channel.send(&ToParent::NeedIdMap {
+            pid: rustix::process::getpid().as_raw_nonzero().get(),
+        })?;
+        wait_for(channel, &ToChild::IdMapDone)?;
+    }
+    if let Some(offsets) = &ns.time_offsets {
+        std::fs::write("/proc/self/timens_offsets", offsets)
+            .map_err(|e| Error::io("write", "/proc/self/timens_offsets", e))?;
+    }
+    if ns.fork_after {
+        match berth_sys::process::fork()
+            .map_err(|e| Error::sys("fork into the pid namespace", e))?
+        {
+            Forked::Child => {}
+            Forked::Parent { pid, .. } => {
+                let _ = channel.send(&ToParent::Pid { pid });
+                exit_immediately(0);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn become_root_in_userns(ns: &NsPlan) -> Result<()> {
+    if ns.new_user {
+        let root_u = rustix::process::Uid::from_raw(0);
+        let root_g = rustix::process::Gid::from_raw(0);
+        rustix::thread::set_thread_res_gid(root_g, root_g, root_g)
+            .map_err(|e| Error::sys("setgid 0 in the user namespace", e))?;
+        rustix::thread::set_thread_res_uid(root_u, root_u, root_u)
+            .map_err(|e| Error::sys("setuid 0 in the user namespace", e))?;
+    }
+    Ok(())
+}
+
+/// The container's init. Never returns.
+pub(crate) fn run_init(cfg: InitConfig<'_>, channel: Channel) -> ! {
+    let mut reporter = Reporter::Channel(&channel);
+    let err = match init_steps(cfg, &channel, &mut reporter) {
+        Ok(e) | Err(e) => e,
+    };
+    reporter.report(&err);
+    exit_immediately(1)
+}
+
+fn init_steps<'c>(
+    cfg: InitConfig<'_>,
+    channel: &'c Channel,
+    reporter: &mut Reporter<'c>,
+) -> Result<Error> {
+    berth_sys::fd::close_inherited(cfg.lock_fd);
+    child_prologue()?;
+    enter_namespaces(cfg.ns, channel)?;
+    wait_for(channel, &ToChild::Continue)?;
+    rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
+    if cfg.ns.new_cgroup {
+        berth_sys::process::unshare(libc::CLONE_NEWCGROUP as u64)
+            .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
+    }
+    become_root_in_userns(cfg.ns)?;
+    let spec = cfg.spec;
+    let process = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::Init("process: missing".into()))?;
+
+    if let Some(h) = &spec.hostname {
+        rustix::system::sethostname(h.as_bytes())
+            .map_err(|e| Error::sys(format!("sethostname {h:?}"), e))?;
+    }
+    if let Some(d) = &spec.domainname {
+        rustix::system::setdomainname(d.as_bytes())
+            .map_err(|e| Error::sys(format!("setdomainname {d:?}"), e))?;
+    }
+    if !cfg.no_new_keyring {
+        berth_sys::process::join_session_keyring(&format!("_ses.{}", cfg.id)).map_err(|e| {
+            Error::sys(
+                "create the session keyring (use --no-new-keyring to skip)",
+                e,
+            )
+        })?;
+    }
+    // The host's procfs is still at /proc: write through it before pivot_root.
+    let proc = rustix::fs::open(
+        "/proc",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open /proc", e))?;
+    if let Some(adj) = process.oom_score_adj {
+        write_proc(proc.as_fd(), "self/oom_score_adj", &adj.to_string())?;
+    }
+    if let Some(linux) = &spec.linux {
+        for (key, value) in &linux.sysctl {
+            let rel = format!("sys/{}", key.replace('.', "/"));
+            write_proc(proc.as_fd(), &rel, value)
+                .map_err(|e| Error::Init(format!("linux.sysctl {key}={value}: {e}")))?;
+        }
+    }
+    drop(proc);
+
+    let plan = rootfs::RootfsPlan {
+        spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        userns: cfg.ns.in_userns,
+        cgroupns: cfg.ns.new_cgroup,
+    };
+    let root = rootfs::prepare(&plan)?;
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
+        channel.send(&ToParent::CreateRuntimeHooks)?;
+        wait_for(channel, &ToChild::HooksDone)?;
+    }
+    if !hooks.create_container.is_empty() {
+        let state = crate::hooks::init_state(cfg.id, spec, cfg.bundle);
+        crate::hooks::run_all("createContainer", &hooks.create_container, &state)?;
+    }
+    rootfs::pivot(root.as_fd(), cfg.no_pivot)?;
+    drop(root);
+
+    let mut guard = false;
+    match cfg.stdio {
+        StdioPlan::Terminal {
+            socket,
+            size,
+            clear_onlcr,
+        } => {
+            console::setup(&console::ConsolePlan {
+                socket: &socket,
+                size,
+                clear_onlcr,
+                mount_console: true,
+                uid: process.user.uid,
+            })?;
+        }
+        StdioPlan::Pipes(pipes) => {
+            for (n, fd) in pipes.iter().enumerate() {
+                berth_sys::fd::dup_onto(fd.as_fd(), n as i32)
+                    .map_err(|e| Error::sys("dup stdio pipe", e))?;
+            }
+        }
+        StdioPlan::Inherit { guard: g } => guard = g,
+    }
+    rootfs::finalize(spec)?;
+    process_limits(process)?;
+
+    channel.send(&ToParent::Ready)?;
+    match cfg.gate {
+        StartGate::Channel => wait_for(channel, &ToChild::Start)?,
+        StartGate::Socket(listener) => {
+            let conn = accept_start(&listener)?;
+            drop(listener);
+            *reporter = Reporter::Start(conn);
+        }
+    }
+    if !hooks.start_container.is_empty() {
+        let state = crate::hooks::init_state(cfg.id, spec, cfg.bundle);
+        crate::hooks::run_all("startContainer", &hooks.start_container, &state)?;
+    }
+    let seccomp = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    Ok(finish_and_exec(
+        process,
+        seccomp,
+        guard,
+        cfg.preserve_fds,
+        cfg.ns.setgroups_allowed,
+    ))
+}
+
+/// Waits for `berth start` on the listening socket and reads its one byte.
+fn accept_start(listener: &OwnedFd) -> Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC) {
+            Ok(conn) => {
+                let mut b = [0u8; 1];
+                match rustix::io::read(&conn, &mut b) {
+                    Ok(1) => return Ok(conn),
+                    _ => continue, // a connection that did not say "start": ignore it
+                }
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::sys("wait for start", e)),
+        }
+    }
+}
+
+fn write_proc(proc: std::os::fd::BorrowedFd<'_>, rel: &str, value: &str) -> Result<()> {
+    let fd = rustix::fs::openat2(
+        proc,
+        rel,
+        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH
+            | ResolveFlags::NO_SYMLINKS
+            | ResolveFlags::NO_MAGICLINKS
+            | ResolveFlags::NO_XDEV,
+    )
+    .map_err(|e| Error::io("open", format!("/proc/{rel}"), e.into()))?;
+    rustix::io::write(&fd, value.as_bytes())
+        .map_err(|e| Error::io("write", format!("/proc/{rel}"), e.into()))?;
+    Ok(())
+}
+
+/// rlimits, personality, I/O priority, scheduler and CPU affinity.
+fn process_limits(process: &Process) -> Result<()> {
+    process::set_rlimits(process)?;
+    if let Some(io) = &process.io_priority {
+        let class = match io.class.as_str() {
+            "IOPRIO_CLASS_RT" => 1,
+            "IOPRIO_CLASS_BE" => 2,
+            "IOPRIO_CLASS_IDLE" => 3,
+            other => {
+                return Err(Error::Init(format!(
+                    "process.ioPriority.class: unknown class {other:?}"
+                )));
+            }
+        };
+        berth_sys::process::set_io_priority(class, io.priority)
+            .map_err(|e| Error::sys("process.ioPriority: ioprio_set", e))?;
+    }
+    if let Some(s) = &process.scheduler {
+        let policy = match s.policy.as_str() {
+            "SCHED_OTHER" => 0,
+            "SCHED_FIFO" => 1,
+            "SCHED_RR" => 2,
+            "SCHED_BATCH" => 3,
+            "SCHED_ISO" => 4,
+            "SCHED_IDLE" => 5,
+            "SCHED_DEADLINE" => 6,
+            other => {
+                return Err(Error::Init(format!(
+                    "process.scheduler.policy: unknown policy {other:?}"
+                )));
+            }
+        };
+        let mut flags = 0u64;
+        for f in &s.flags {
+            flags |= match f.as_str() {
+                "SCHED_FLAG_RESET_ON_FORK" => 0x01,
+                "SCHED_FLAG_RECLAIM" => 0x02,
+                "SCHED_FLAG_DL_OVERRUN" => 0x04,
+                "SCHED_FLAG_KEEP_POLICY" => 0x08,
+                "SCHED_FLAG_KEEP_PARAMS" => 0x10,
+                "SCHED_FLAG_UTIL_CLAMP_MIN" => 0x20,
+                "SCHED_FLAG_UTIL_CLAMP_MAX" => 0x40,
+                other => {
+                    return Err(Error::Init(format!(
+                        "process.scheduler.flags: unknown flag {other:?}"
+                    )));
+                }
+            };
+        }
+        berth_sys::process::set_sched_attr(&berth_sys::process::SchedAttr {
+            policy,
+            flags,
+            nice: s.nice,
+            priority: s.priority as u32,
+            runtime: s.runtime,
+            deadline: s.deadline,
+            period: s.period,
+        })
+        .map_err(|e| Error::sys("process.scheduler: sched_setattr", e))?;
+    }
+    Ok(())
+}
+
+/// Identity, capabilities, `no_new_privs`, seccomp, cwd, descriptors, exec (runc's order; see
+/// [`process`]). Returns the error that stopped it.
+fn finish_and_exec(
+    process: &Process,
+    seccomp: Option<&berth_spec::Seccomp>,
+    tty_guard: bool,
+    preserve_fds: u32,
+    setgroups_allowed: bool,
+) -> Error {
+    let run = || -> Result<Error> {
+        let caps = process::CapPlan::from_process(process)?;
+        if tty_guard {
+            seccomp::load_tty_injection_guard()?;
+        }
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+        if !process.no_new_privileges {
+            if let Some(profile) = seccomp {
+                seccomp::load(profile)?;
+            }
+        }
+        caps.apply_bounding()?;
+        process::set_identity(process, setgroups_allowed)?;
+        caps.apply_rest()?;
+        process::enter_cwd(&process.cwd)?;
+        if process.no_new_privileges {
+            rustix::thread::set_no_new_privs(true)
+                .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
+            if let Some(profile) = seccomp {
+                seccomp::load(profile)?;
+            }
+        }
+        let env = process::environment(process);
+        process::prepare_fds(preserve_fds)?;
+        Ok(process::exec(process, &env))
+    };
+    match run() {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+/// What a tenant (`berth exec`) process needs.
+pub(crate) struct TenantConfig<'a> {
+    pub process: &'a Process,
+    /// `/proc/<init>/root`, opened before joining anything.
+    pub root: OwnedFd,
+    /// The init's namespaces to join, user first, mount last.
+    pub joins: Vec<(NamespaceType, OwnedFd)>,
+    /// A pid namespace was joined: fork so the program is inside it.
+    pub fork_after: bool,
+    pub stdio: StdioPlan,
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a berth_spec::Seccomp>,
+    pub setgroups_allowed: bool,
+    pub in_userns: bool,
+    /// The state directory's lock, inherited from berth: closed first thing.
+    pub lock_fd: i32,
+}
+
+/// A process joining a running container. Never returns.
+pub(crate) fn run_tenant(cfg: TenantConfig<'_>, channel: Channel) -> ! {
+    let reporter = Reporter::Channel(&channel);
+    let err = match tenant_steps(cfg, &channel) {
+        Ok(e) | Err(e) => e,
+    };
+    reporter.report(&err);
+    exit_immediately(1)
+}
+
+fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
+    berth_sys::fd::close_inherited(cfg.lock_fd);
+    child_prologue()?;
+    join_namespaces(&cfg.joins)?;
+    rustix::process::fchdir(&cfg.root)
+        .map_err(|e| Error::sys("chdir into the container's root", e))?;
+    rustix::process::chroot(".").map_err(|e| Error::sys("chroot into the container's root", e))?;
+    drop(cfg.root);
+    rustix::process::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    if cfg.fork_after {
+        match berth_sys::process::fork()
+            .map_err(|e| Error::sys("fork into the pid namespace", e))?
+        {
+            Forked::Child => {}
+            Forked::Parent { pid, .. } => {
+                let _ = channel.send(&ToParent::Pid { pid });
+                exit_immediately(0);
+            }
+        }
+    }
+    wait_for(channel, &ToChild::Continue)?;
+    rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
+    if cfg.in_userns {
+        let (u, g) = (
+            rustix::process::Uid::from_raw(0),
+            rustix::process::Gid::from_raw(0),
+        );
+        rustix::thread::set_thread_res_gid(g, g, g)
+            .map_err(|e| Error::sys("setgid 0 in the user namespace", e))?;
+        rustix::thread::set_thread_res_uid(u, u, u)
+            .map_err(|e| Error::sys("setuid 0 in the user namespace", e))?;
+    }
+    let process = cfg.process;
+    let mut guard = false;
+    match cfg.stdio {
+        StdioPlan::Terminal {
+            socket,
+            size,
+            clear_onlcr,
+        } => {
+            console::setup(&console::ConsolePlan {
+                socket: &socket,
+                size,
+                clear_onlcr,
+                mount_console: false,
+                uid: process.user.uid,
+            })?;
+        }
+        StdioPlan::Pipes(pipes) => {
+            for (n, fd) in pipes.iter().enumerate() {
+                berth_sys::fd::dup_onto(fd.as_fd(), n as i32)
+                    .map_err(|e| Error::sys("dup stdio pipe", e))?;
+            }
+        }
+        StdioPlan::Inherit { guard: g } => guard = g,
+    }
+    process_limits(process)?;
+    Ok(finish_and_exec(
+        process,
+        cfg.seccomp,
+        guard,
+        cfg.preserve_fds,
+        cfg.setgroups_allowed,
+    ))
+}

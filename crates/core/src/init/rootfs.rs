@@ -1,0 +1,569 @@
+//! The container's filesystem, built by its init inside the new mount namespace.
+//!
+//! Order (runc's, made fd-based):
+//! 1. make `/` a slave (or the configured `rootfsPropagation`) so nothing leaks to the host;
+//! 2. bind the rootfs onto itself so it is a mount point, and open it (`O_PATH`): every later
+//!    lookup is relative to that fd with `RESOLVE_IN_ROOT` ([`super::paths`]);
+//! 3. the spec's mounts in order (binds through `open_tree` + `mount_setattr` + `move_mount`,
+//!    other filesystems with `mount(2)` on the target's fd);
+//! 4. `/dev`: the default devices, the spec's devices, the standard symlinks, `ptmx -> pts/ptmx`;
+//! 5. (hooks, done by the caller) then `pivot_root` (or `MS_MOVE` + `chroot` with `--no-pivot`);
+//! 6. after the console is set up: sysctls, `readonlyPaths`, `maskedPaths` (from a `/dev/null`
+//!    verified to be the 1:3 device, CVE-2025-31133) and a read-only `/`.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_spec::mount::{MountOptions, parse_mount_options};
+use berth_spec::{Mount, Spec};
+use berth_sys::mount::{self as sysmount, MountAttr};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+
+use super::paths::{ensure_file, mkdir_all, open_in_root, open_in_root_with};
+use crate::error::{Error, Result};
+
+/// What the rootfs setup needs to know.
+pub(crate) struct RootfsPlan<'a> {
+    /// The config.
+    pub spec: &'a Spec,
+    /// Absolute rootfs path on the host.
+    pub rootfs: &'a Path,
+    /// Absolute bundle path (relative bind sources are relative to it).
+    pub bundle: &'a Path,
+    /// The init is in a new user namespace (device nodes cannot be made; bind them instead).
+    pub userns: bool,
+    /// The init has a new cgroup namespace.
+    pub cgroupns: bool,
+}
+
+fn mount_err(m: &Mount, what: &str, e: io::Error) -> Error {
+    Error::Init(format!(
+        "mount {} on {} ({what}): {e}",
+        m.source
+            .as_deref()
+            .unwrap_or(Path::new(m.typ.as_deref().unwrap_or("none")))
+            .display(),
+        m.destination.display()
+    ))
+}
+
+/// Steps 1–4. Returns an `O_PATH` fd of the rootfs mount.
+pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
+    let linux = plan.spec.linux.as_ref();
+    let propagation = linux
+        .and_then(|l| l.rootfs_propagation.as_deref())
+        .map(propagation_flags)
+        .transpose()?;
+    let shared = propagation.is_some_and(|p| p & libc::MS_SHARED != 0);
+    // 1. Nothing we mount may propagate back to the host.
+    let root_prop = match propagation {
+        Some(p) if !shared => p | libc::MS_REC,
+        _ => libc::MS_SLAVE | libc::MS_REC,
+    };
+    sysmount::mount(None, "/", None, root_prop, None)
+        .map_err(|e| Error::sys("make / a slave mount in the container's namespace", e))?;
+
+    // 2. The rootfs becomes a mount point; from here on it is reached only through its fd.
+    let rootfs = plan
+        .rootfs
+        .to_str()
+        .ok_or_else(|| Error::Init("rootfs path is not UTF-8".into()))?;
+    sysmount::mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| Error::io("bind mount rootfs", plan.rootfs, e))?;
+    let root = rustix::fs::open(
+        plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open rootfs", plan.rootfs, e.into()))?;
+
+    // 3. The spec's mounts.
+    let mut dev_from_host = false;
+    for m in &plan.spec.mounts {
+        mount_one(root.as_fd(), plan, m)?;
+        let opts = parse_mount_options(&m.options);
+        if m.destination == Path::new("/dev") && (opts.bind || m.typ.as_deref() == Some("bind")) {
+            dev_from_host = true;
+        }
+    }
+
+    // 4. /dev, unless the caller bind-mounted one from elsewhere (then it is theirs).
+    if !dev_from_host {
+        super::devices::populate_dev(root.as_fd(), plan.spec, plan.userns)?;
+    }
+
+    if shared {
+        if let Some(p) = propagation {
+            sysmount::mount(None, &sysmount::proc_fd_path(root.as_fd()), None, p, None)
+                .map_err(|e| Error::sys("set rootfsPropagation", e))?;
+        }
+    }
+    Ok(root)
+}
+
+fn propagation_flags(name: &str) -> Result<u64> {
+    let (rec, base) = match name.strip_prefix('r') {
+        Some(b) if ["shared", "slave", "private", "unbindable"].contains(&b) => (true, b),
+        _ => (false, name),
+    };
+    let flag = match base {
+        "shared" => libc::MS_SHARED,
+        "slave" => libc::MS_SLAVE,
+        "private" => libc::MS_PRIVATE,
+        "unbindable" => libc::MS_UNBINDABLE,
+        _ => {
+            return Err(Error::Usage(format!(
+                "linux.rootfsPropagation: unknown value {name:?}"
+            )));
+        }
+    } as u64;
+    Ok(if rec { flag | libc::MS_REC } else { flag })
+}
+
+/// `MOUNT_ATTR_*` bits for the flag words of a bind mount's options.
+fn bind_attrs(opts: &MountOptions) -> MountAttr {
+    let f = opts.flags;
+    let c = opts.clear_flags;
+    let mut attr = MountAttr::default();
+    let pairs = [
+        (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, sysmount::MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
+        (libc::MS_NODIRATIME, sysmount::MOUNT_ATTR_NODIRATIME),
+        (libc::MS_NOSYMFOLLOW, sysmount::MOUNT_ATTR_NOSYMFOLLOW),
+    ];
+    for (ms, at) in pairs {
+        if f & ms != 0 {
+            attr.attr_set |= at;
+        } else if c & ms != 0 {
+            attr.attr_clr |= at;
+        }
+    }
+    let atime = if f & libc::MS_NOATIME != 0 {
+        Some(sysmount::MOUNT_ATTR_NOATIME)
+    } else if f & libc::MS_STRICTATIME != 0 {
+        Some(sysmount::MOUNT_ATTR_STRICTATIME)
+    } else if f & libc::MS_RELATIME != 0 {
+        Some(sysmount::MOUNT_ATTR_RELATIME)
+    } else {
+        None
+    };
+    if let Some(a) = atime {
+        attr.attr_set |= a;
+        attr.attr_clr |= sysmount::MOUNT_ATTR_ATIME_MASK;
+    }
+    attr
+}
+
+fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<()> {
+    let opts = parse_mount_options(&m.options);
+    let typ = m.typ.as_deref().unwrap_or("");
+    if opts.bind || typ == "bind" {
+        return bind_mount(root, plan, m, &opts);
+    }
+    match typ {
+        "cgroup" | "cgroup2" => return super::cgroupfs::mount_cgroup(root, plan, m, &opts),
+        "" => {
+            return Err(mount_err(
+                m,
+                "no type",
+                io::Error::from_raw_os_error(libc::EINVAL),
+            ));
+        }
+        _ => {}
+    }
+    // proc and sysfs must land on a real directory, never through a symlink (CVE-2019-19921).
+    let strict = matches!(typ, "proc" | "sysfs");
+    let target = if strict {
+        match open_in_root(root, &m.destination, ResolveFlags::NO_SYMLINKS) {
+            Ok(fd) if super::paths::is_dir(fd.as_fd()).unwrap_or(false) => fd,
+            Ok(_) => {
+                return Err(Error::Init(format!(
+                    "mount destination {}: {typ} must be mounted on ordinary directory",
+                    m.destination.display()
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::Init(format!(
+                    "mount destination {} is a symlink: {typ} must be mounted on ordinary directory",
+                    m.destination.display()
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                mkdir_all(root, &m.destination, 0o755)
+                    .map_err(|e| mount_err(m, "create mount point", e))?
+            }
+            Err(e) => return Err(mount_err(m, "open mount point", e)),
+        }
+    } else {
+        mkdir_all(root, &m.destination, 0o755).map_err(|e| mount_err(m, "create mount point", e))?
+    };
+    let old_dir = if opts.tmpcopyup && typ == "tmpfs" {
+        Some(
+            open_in_root_with(
+                root,
+                &m.destination,
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                ResolveFlags::empty(),
+            )
+            .map_err(|e| mount_err(m, "open for tmpcopyup", e))?,
+        )
+    } else {
+        None
+    };
+    let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    let source = m.source.as_ref().map(|s| s.to_string_lossy().into_owned());
+    let data = mount_data(typ, &opts.data, plan);
+    sysmount::mount_at_fd(
+        Some(source.as_deref().unwrap_or(typ)),
+        target.as_fd(),
+        Some(typ),
+        flags,
+        Some(&data),
+    )
+    .map_err(|e| mount_err(m, typ, e))?;
+    if let Some(old) = old_dir {
+        let new = open_in_root_with(
+            root,
+            &m.destination,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            ResolveFlags::empty(),
+        )
+        .map_err(|e| mount_err(m, "open tmpfs for tmpcopyup", e))?;
+        copy_tree(old.as_fd(), new.as_fd()).map_err(|e| mount_err(m, "tmpcopyup", e))?;
+    }
+    finish_attrs(root, m, &opts)
+}
+
+/// The data string for a filesystem mount; berth adds `max=` to devpts instances (one container
+/// must not use up the host's ptys) unless the caller gave one.
+fn mount_data(typ: &str, data: &str, plan: &RootfsPlan<'_>) -> String {
+    if typ != "devpts" {
+        return data.to_string();
+    }
+    let mut words: Vec<String> = data
+        .split(',')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !words.iter().any(|w| w.starts_with("max=")) {
+        let max = plan
+            .spec
+            .annotations
+            .get(crate::annotations::DEVPTS_MAX)
+            .cloned()
+            .unwrap_or_else(|| crate::annotations::DEVPTS_MAX_DEFAULT.to_string());
+        words.push(format!("max={max}"));
+    }
+    words.join(",")
+}
+
+/// Propagation and recursive attributes, applied to the mount now at the destination.
+fn finish_attrs(root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
+    if opts.propagation == 0 && !opts.has_rec_attrs() {
+        return Ok(());
+    }
+    let fd = open_in_root(root, &m.destination, ResolveFlags::empty())
+        .map_err(|e| mount_err(m, "reopen mount", e))?;
+    if opts.propagation != 0 {
+        let rec = opts.propagation & libc::MS_REC != 0;
+        let attr = MountAttr {
+            propagation: opts.propagation & !libc::MS_REC,
+            ..MountAttr::default()
+        };
+        sysmount::mount_setattr(fd.as_fd(), rec, &attr)
+            .map_err(|e| mount_err(m, "propagation", e))?;
+    }
+    if opts.has_rec_attrs() {
+        let attr = MountAttr {
+            attr_set: opts.rec_attr_set,
+            attr_clr: opts.rec_attr_clr,
+            ..MountAttr::default()
+        };
+        sysmount::mount_setattr(fd.as_fd(), true, &attr)
+            .map_err(|e| mount_err(m, "recursive attributes", e))?;
+    }
+    Ok(())
+}
+
+fn bind_mount(
+    root: BorrowedFd<'_>,
+    plan: &RootfsPlan<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<()> {
+    let source = m.source.as_ref().ok_or_else(|| {
+        Error::Init(format!(
+            "mount {}: bind mount without source",
+            m.destination.display()
+        ))
+    })?;
+    let source: PathBuf = if source.is_absolute() {
+        source.clone()
+    } else {
+        plan.bundle.join(source)
+    };
+    let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
+    let is_dir = super::paths::is_dir(src.as_fd()).map_err(|e| Error::io("stat", &source, e))?;
+    let target = if is_dir {
+        mkdir_all(root, &m.destination, 0o755)
+    } else {
+        ensure_file(root, &m.destination)
+    }
+    .map_err(|e| mount_err(m, "create mount point", e))?;
+    attach_bind(
+        src.as_fd(),
+        target.as_fd(),
+        opts.recursive,
+        &bind_attrs(opts),
+    )
+    .map_err(|e| mount_err(m, "bind", e))?;
+    finish_attrs(root, m, opts)
+}
+
+/// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
+pub(crate) fn attach_bind(
+    src: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    let tree = rustix::mount::open_tree(src, "", flags)?;
+    if attr.attr_set != 0 || attr.attr_clr != 0 {
+        sysmount::mount_setattr(tree.as_fd(), false, attr)?;
+    }
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// Copies the contents of directory `from` into directory `to` (tmpcopyup).
+fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::fs::{AtFlags, Dir, FileType};
+    let mut dir = Dir::read_from(from)?;
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let st = rustix::fs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                rustix::fs::mkdirat(to, name, mode)?;
+                let sub_from = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let sub_to = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                copy_tree(sub_from.as_fd(), sub_to.as_fd())?;
+            }
+            FileType::RegularFile => {
+                let src = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    mode,
+                )?;
+                let mut src = std::fs::File::from(src);
+                let mut dst = std::fs::File::from(dst);
+                std::io::copy(&mut src, &mut dst)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(from, name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), to, name)?;
+            }
+            _ => continue,
+        }
+        rustix::fs::chownat(
+            to,
+            name,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    Ok(())
+}
+
+/// Step 5: makes the rootfs the process's `/`.
+pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool) -> Result<()> {
+    rustix::process::fchdir(root).map_err(|e| Error::sys("chdir into rootfs", e))?;
+    if no_pivot {
+        sysmount::mount(Some("."), "/", None, libc::MS_MOVE, None)
+            .map_err(|e| Error::sys("move rootfs to / (--no-pivot)", e))?;
+        rustix::process::chroot(".")
+            .map_err(|e| Error::sys("chroot into rootfs (--no-pivot)", e))?;
+    } else {
+        rustix::process::pivot_root(".", ".").map_err(|e| Error::sys("pivot_root", e))?;
+        // The old root now sits on top of the new one; detach it without touching the host.
+        sysmount::mount(None, ".", None, libc::MS_SLAVE | libc::MS_REC, None)
+            .map_err(|e| Error::sys("make the old root a slave", e))?;
+        rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+            .map_err(|e| Error::sys("unmount the old root", e))?;
+    }
+    rustix::process::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    Ok(())
+}
+
+/// Step 6, after `pivot_root`: sysctls are written by the caller; this does `readonlyPaths`,
+/// `maskedPaths` and `root.readonly`.
+pub(crate) fn finalize(spec: &Spec) -> Result<()> {
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open /", e))?;
+    if let Some(linux) = &spec.linux {
+        for p in &linux.readonly_paths {
+            readonly_path(root.as_fd(), Path::new(p))?;
+        }
+        if !linux.masked_paths.is_empty() {
+            let null = verified_dev_null(root.as_fd())?;
+            for p in &linux.masked_paths {
+                mask_path(root.as_fd(), null.as_fd(), Path::new(p))?;
+            }
+        }
+    }
+    if spec.root.as_ref().is_some_and(|r| r.readonly) {
+        let st = rustix::fs::statvfs("/").map_err(|e| Error::sys("statvfs /", e))?;
+        let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+        let keep = [
+            (rustix::fs::StatVfsMountFlags::NOSUID, libc::MS_NOSUID),
+            (rustix::fs::StatVfsMountFlags::NODEV, libc::MS_NODEV),
+            (rustix::fs::StatVfsMountFlags::NOEXEC, libc::MS_NOEXEC),
+            (rustix::fs::StatVfsMountFlags::NOATIME, libc::MS_NOATIME),
+            (
+                rustix::fs::StatVfsMountFlags::NODIRATIME,
+                libc::MS_NODIRATIME,
+            ),
+            (rustix::fs::StatVfsMountFlags::RELATIME, libc::MS_RELATIME),
+        ];
+        for (st_flag, ms) in keep {
+            if st.f_flag.contains(st_flag) {
+                flags |= ms;
+            }
+        }
+        sysmount::mount(None, "/", None, flags, None)
+            .map_err(|e| Error::sys("remount / read-only (root.readonly)", e))?;
+    }
+    Ok(())
+}
+
+fn readonly_path(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let fd = match open_in_root(root, path, ResolveFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::io("open readonly path", path, e)),
+    };
+    let attr = MountAttr {
+        attr_set: sysmount::MOUNT_ATTR_RDONLY,
+        ..MountAttr::default()
+    };
+    // Bind the path onto itself, read-only all the way down.
+    let tree = rustix::mount::open_tree(
+        fd.as_fd(),
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|e| Error::io("clone readonly path", path, e.into()))?;
+    sysmount::mount_setattr(tree.as_fd(), true, &attr)
+        .map_err(|e| Error::io("make read-only", path, e))?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        fd.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| Error::io("mount read-only", path, e.into()))?;
+    Ok(())
+}
+
+/// Opens the container's `/dev/null` and checks it is the real 1:3 character device, so a
+/// symlink or a raced-in file cannot turn masking into exposure (CVE-2025-31133).
+fn verified_dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let fd = open_in_root(root, Path::new("/dev/null"), ResolveFlags::NO_SYMLINKS)
+        .map_err(|e| Error::io("open", "/dev/null", e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("stat", "/dev/null", e.into()))?;
+    let is_char =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+    if !is_char || rustix::fs::major(st.st_rdev) != 1 || rustix::fs::minor(st.st_rdev) != 3 {
+        return Err(Error::Init(
+            "/dev/null in the container is not the 1:3 character device; refusing to mask paths with it".into(),
+        ));
+    }
+    Ok(fd)
+}
+
+fn mask_path(root: BorrowedFd<'_>, null: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let fd = match open_in_root(root, path, ResolveFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::io("open masked path", path, e)),
+    };
+    let is_dir = super::paths::is_dir(fd.as_fd()).map_err(|e| Error::io("stat", path, e))?;
+    if is_dir {
+        let fs = rustix::mount::fsopen("tmpfs", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)
+            .map_err(|e| Error::io("mask (fsopen tmpfs)", path, e.into()))?;
+        rustix::mount::fsconfig_create(fs.as_fd())
+            .map_err(|e| Error::io("mask (tmpfs)", path, e.into()))?;
+        let mnt = rustix::mount::fsmount(
+            fs.as_fd(),
+            rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+            rustix::mount::MountAttrFlags::MOUNT_ATTR_RDONLY,
+        )
+        .map_err(|e| Error::io("mask (fsmount)", path, e.into()))?;
+        rustix::mount::move_mount(
+            mnt.as_fd(),
+            "",
+            fd.as_fd(),
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| Error::io("mask", path, e.into()))?;
+    } else {
+        attach_bind(null, fd.as_fd(), false, &MountAttr::default())
+            .map_err(|e| Error::io("mask", path, e))?;
+    }
+    Ok(())
+}
