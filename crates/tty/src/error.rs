@@ -94,6 +94,14 @@ pub enum TtyError {
         found: u64,
     },
 
+    /// No stdio stream is a terminal and `/dev/tty` cannot be opened (runc's wording).
+    #[error("open /dev/tty: {}", go_errno_text(source))]
+    NoHostConsole {
+        /// Why `/dev/tty` could not be opened (ENXIO without a controlling terminal).
+        #[source]
+        source: io::Error,
+    },
+
     /// A console size dimension does not fit a `u16`.
     #[error("console size {dimension} {value} is out of range (at most 65535)")]
     SizeTooLarge {
@@ -203,6 +211,20 @@ impl TtyError {
             TtyError::Os { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+/// An errno's text the way Go prints it (lower case, no "(os error N)").
+fn go_errno_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -17,6 +17,6 @@ pub mod winsize;
 pub use console_socket::{ConsoleListener, ConsoleSocket, recv_master};
 pub use error::TtyError;
 pub use pty::{MASTER_NAME, PtyPair};
-pub use raw::{RawGuard, set_onlcr};
+pub use raw::{HostConsole, RawGuard, host_console, set_onlcr};
 pub use relay::{ExitStatus, Relay};
 pub use winsize::Winsize;

@@ -249,7 +249,8 @@ fn reopen_proc(handle: BorrowedFd<'_>, st: &fs::Stat) -> Result<OwnedFd, ProcReo
             }
             // No thread-self (old kernel) or no /proc at all: try the next way.
             Err(e @ (Errno::NOENT | Errno::NOTDIR)) => last = e,
-            Err(e) => return Err(ProcReopen::Unavailable(e)),
+            // The ptmx itself refused (EACCES with ptmxmode=000, ENOSPC at the pty limit…).
+            Err(e) => return Err(ProcReopen::Fatal(TtyError::os("open", "devpts ptmx", e))),
         }
     }
     Err(ProcReopen::Unavailable(last))

@@ -133,6 +133,45 @@ fn restore_all_for_panic() {
     }
 }
 
+/// The user's terminal for a foreground container with a terminal.
+#[derive(Debug)]
+pub enum HostConsole {
+    /// berth's stderr, stdout or stdin (the first that is a terminal).
+    Stdio(BorrowedFd<'static>),
+    /// `/dev/tty` (the controlling terminal), when no stdio stream is a terminal.
+    DevTty(OwnedFd),
+}
+
+impl AsFd for HostConsole {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            HostConsole::Stdio(fd) => *fd,
+            HostConsole::DevTty(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// Finds the host console as runc does: the first of stderr, stdout, stdin that is a terminal,
+/// else `/dev/tty` (opened `O_RDWR|O_NOCTTY|O_CLOEXEC`). Without one the error reads like runc's:
+/// `open /dev/tty: no such device or address`.
+pub fn host_console() -> Result<HostConsole, TtyError> {
+    let stdio = [
+        rustix::stdio::stderr(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stdin(),
+    ];
+    if let Some(fd) = stdio.into_iter().find(|fd| termios::isatty(fd)) {
+        return Ok(HostConsole::Stdio(fd));
+    }
+    rustix::fs::open(
+        "/dev/tty",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map(HostConsole::DevTty)
+    .map_err(|e| TtyError::NoHostConsole { source: e.into() })
+}
+
 /// Sets (`on`) or clears ONLCR (`\n` → `\r\n` output translation) on a terminal.
 pub fn set_onlcr(fd: BorrowedFd<'_>, on: bool) -> Result<(), TtyError> {
     let mut t = termios::tcgetattr(fd).map_err(|e| TtyError::os("tcgetattr", fd_name(fd), e))?;

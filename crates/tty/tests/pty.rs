@@ -208,3 +208,28 @@ fn verify_peer_rejects_wrong_index_and_non_peers() {
     let err = pty::verify_peer(null.as_fd(), 0).unwrap_err();
     assert!(matches!(err, TtyError::PeerNotDevpts { .. }), "{err}");
 }
+
+/// A fresh devpts instance, as a container has: mounted in a new user and mount namespace (no
+/// root needed where unprivileged user namespaces are allowed) by util-linux `unshare`/`mount`.
+#[test]
+fn open_in_a_new_devpts_instance_allocates_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,max=2 devpts "$1" && exec "$2" --selftest open-in "$1""#)
+        .arg("sh")
+        .arg(dir.path())
+        .arg(env!("CARGO_BIN_EXE_berth-tty-run"))
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "0 1 same-instance\nthird: open devpts ptmx: No space left on device (os error 28)\n"
+    );
+}

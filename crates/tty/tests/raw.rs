@@ -171,3 +171,41 @@ fn background_job_does_not_enter_raw_mode_or_stop() {
     assert_eq!(out, "fg:entered\nbg:skipped\n");
     assert_eq!(termios_bytes(&pair.peer), before);
 }
+
+fn host_console_in_child(stdin: Stdio, stdout_tty: Option<&PtyPair>) -> String {
+    let mut cmd = Command::new(HELPER);
+    cmd.args(["--selftest", "host-console"])
+        .stdin(stdin)
+        .stderr(Stdio::null());
+    let out = match stdout_tty {
+        None => cmd.output().unwrap().stdout,
+        Some(pair) => {
+            let mut child = cmd
+                .stdout(Stdio::from(pair.peer.try_clone().unwrap()))
+                .spawn()
+                .unwrap();
+            assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
+            let mut buf = [0u8; 256];
+            let n = rustix::io::read(&pair.master, &mut buf).unwrap();
+            buf[..n].to_vec()
+        }
+    };
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn host_console_is_the_first_terminal_or_a_runc_style_error() {
+    assert_eq!(
+        host_console_in_child(Stdio::null(), None),
+        "error: open /dev/tty: no such device or address\n"
+    );
+    let pair = PtyPair::open_host().unwrap();
+    let stdin = Stdio::from(pair.peer.try_clone().unwrap());
+    assert_eq!(host_console_in_child(stdin, None), "stdio 0\n");
+    let out = PtyPair::open_host().unwrap();
+    set_onlcr(out.peer.as_fd(), false).unwrap();
+    assert_eq!(
+        host_console_in_child(Stdio::null(), Some(&out)),
+        "stdio 1\n"
+    );
+}

@@ -375,3 +375,36 @@ fn output_after_exit_of_a_background_writer_is_not_waited_for() {
         "waited for the grandchild"
     );
 }
+
+#[test]
+fn final_flush_waits_for_a_slow_reader_and_sigterm_abandons_it() {
+    // 120 KiB fits the kernel buffers plus the relay's buffer, so the target can exit while the
+    // stdout pipe (64 KiB) is full and nobody reads it.
+    const N: usize = 120 * 1024;
+    for mode in ["--pipes", "--raw-peer"] {
+        let args = emit_args(&[mode], N);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (mut child, out) = spawn_watched(&args);
+        // The target has exited, but its output is not all delivered: the relay waits.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "{mode}: relay returned before flushing"
+        );
+        // A second run: the user gives up with SIGTERM instead of reading.
+        let (mut stuck, _out2) = spawn_watched(&args);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(stuck.0.try_wait().unwrap().is_none(), "{mode}");
+        kill(stuck.0.id(), libc::SIGTERM);
+        let status = wait_timeout(&mut stuck.0, Duration::from_secs(5));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{mode}: the target's status, not the signal"
+        );
+        // Reading resumes on the first: everything arrives, in order.
+        let all = read_to_end(out.as_fd(), T);
+        assert!(all == pattern(N), "{mode}: got {} bytes", all.len());
+        assert_eq!(wait_timeout(&mut child.0, T).code(), Some(0));
+    }
+}

@@ -200,6 +200,8 @@ fn selftest(args: &[String]) -> i32 {
         "raw-hold" => raw_hold(args.get(1).map(String::as_str).unwrap_or("drop")),
         "raw-background" => raw_background(),
         "raw-bg-child" => raw_bg_child(),
+        "host-console" => host_console_check(),
+        "open-in" => open_in(args.get(1).map(String::as_str).unwrap_or("")),
         "send-console" => send_console(args.get(1).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown selftest {name:?}").into()),
     };
@@ -284,5 +286,57 @@ fn send_console(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     let pair = PtyPair::open_host()?;
     let sock = berth_tty::ConsoleSocket::connect(path.as_ref())?;
     sock.send_master(berth_tty::MASTER_NAME, pair.master.as_fd())?;
+    Ok(())
+}
+
+/// Prints which host console was found (`stdio N` or `/dev/tty`) or the error, after leaving the
+/// session so that there is no controlling terminal.
+fn host_console_check() -> Result<(), Box<dyn std::error::Error>> {
+    rustix::process::setsid()?;
+    match berth_tty::host_console() {
+        Ok(berth_tty::HostConsole::Stdio(fd)) => {
+            use std::os::fd::AsRawFd;
+            println!("stdio {}", fd.as_raw_fd())
+        }
+        Ok(berth_tty::HostConsole::DevTty(_)) => println!("/dev/tty"),
+        Err(e) => println!("error: {e}"),
+    }
+    Ok(())
+}
+
+/// Allocates ptys in the devpts instance mounted at `dir` (a fresh one, mounted by the test with
+/// `max=2`): prints both indexes, whether the peers live in that instance and not in the host's,
+/// and the error for a third allocation.
+fn open_in(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use berth_tty::pty::Reopen;
+    use rustix::fs::{Mode, OFlags};
+    let dirfd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let a = PtyPair::open_in(dirfd.as_fd())?;
+    let b = PtyPair::open_in_via(dirfd.as_fd(), Reopen::Openat)?;
+    let instance = rustix::fs::fstat(&dirfd)?.st_dev;
+    let host = rustix::fs::stat("/dev/pts")?.st_dev;
+    let same = [&a, &b].iter().all(|p| {
+        rustix::fs::fstat(&p.peer)
+            .map(|st| st.st_dev == instance && st.st_dev != host)
+            .unwrap_or(false)
+    });
+    println!(
+        "{} {} {}",
+        a.index,
+        b.index,
+        if same {
+            "same-instance"
+        } else {
+            "WRONG-instance"
+        }
+    );
+    match PtyPair::open_in(dirfd.as_fd()) {
+        Ok(c) => println!("third: allocated {}", c.index),
+        Err(e) => println!("third: {e}"),
+    }
     Ok(())
 }
