@@ -102,3 +102,97 @@ pub fn command_set_ctty(cmd: &mut Command, child_fd: RawFd) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::pty::OpenptFlags;
+    use rustix::termios::{OptionalActions, OutputModes, tcgetattr, tcsetattr};
+    use std::os::fd::{AsFd, OwnedFd};
+
+    fn pty() -> (OwnedFd, OwnedFd) {
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let peer = rustix::pty::ioctl_tiocgptpeer(
+            &master,
+            OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+        )
+        .unwrap();
+        (master, peer)
+    }
+
+    #[test]
+    fn tiocgptn_matches_ptsname() {
+        let (master, _peer) = pty();
+        let n = tiocgptn(master.as_fd()).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        assert_eq!(name.to_str().unwrap(), format!("/dev/pts/{n}"));
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(
+            tiocgptn(null.as_fd()).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+    }
+
+    #[test]
+    fn termios_bytes_track_every_change() {
+        let (_master, peer) = pty();
+        let a = termios_bytes(peer.as_fd()).unwrap();
+        assert_eq!(a.len(), TERMIOS2_SIZE);
+        let mut t = tcgetattr(&peer).unwrap();
+        t.output_modes.remove(OutputModes::ONLCR);
+        tcsetattr(&peer, OptionalActions::Now, &t).unwrap();
+        let b = termios_bytes(peer.as_fd()).unwrap();
+        assert_ne!(a, b);
+        t.output_modes.insert(OutputModes::ONLCR);
+        tcsetattr(&peer, OptionalActions::Now, &t).unwrap();
+        assert_eq!(termios_bytes(peer.as_fd()).unwrap(), a);
+    }
+
+    #[test]
+    fn tiocsti_needs_the_ctty_or_cap_sys_admin() {
+        let (_master, peer) = pty();
+        let mut t = tcgetattr(&peer).unwrap();
+        t.make_raw();
+        tcsetattr(&peer, OptionalActions::Now, &t).unwrap();
+        let admin = rustix::thread::capabilities(None)
+            .map(|c| {
+                c.effective
+                    .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
+            })
+            .unwrap_or(false);
+        match tiocsti(peer.as_fd(), b'x') {
+            Ok(()) => {
+                assert!(
+                    admin,
+                    "TIOCSTI into a tty that is not our ctty worked without CAP_SYS_ADMIN"
+                );
+                let mut b = [0u8; 4];
+                assert_eq!(rustix::io::read(&peer, &mut b).unwrap(), 1);
+                assert_eq!(b[0], b'x');
+            }
+            Err(e) => {
+                assert!(!admin, "TIOCSTI failed with CAP_SYS_ADMIN: {e}");
+                assert!(
+                    matches!(e.raw_os_error(), Some(libc::EPERM | libc::EIO)),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tioclinux_is_refused_on_a_pty() {
+        let (_master, peer) = pty();
+        // TIOCL_GETSHIFTSTATE (6) only exists on virtual consoles.
+        assert!(tioclinux(peer.as_fd(), 6, &[]).is_err());
+        assert_eq!(
+            tioclinux(peer.as_fd(), 6, &[0; 63])
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EINVAL)
+        );
+    }
+}

@@ -125,8 +125,14 @@ fn expect_refusal(dir: &std::path::Path) -> TtyError {
 }
 
 #[test]
-fn refuses_a_regular_file_named_ptmx() {
-    let dir = tempfile::tempdir().unwrap();
+fn refuses_a_regular_file_named_ptmx_on_tmpfs() {
+    // /dev/shm is a tmpfs (TMPFS_MAGIC 0x01021994), like a container's /dev.
+    let shm = fs::statfs("/dev/shm").unwrap();
+    assert_eq!(
+        shm.f_type as u64, 0x0102_1994,
+        "/dev/shm is not a tmpfs here"
+    );
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
     std::fs::write(dir.path().join("ptmx"), b"not a pty").unwrap();
     let err = expect_refusal(dir.path());
     let msg = err.to_string();
