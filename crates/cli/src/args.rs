@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `berth --version`, shaped like runc's: `berth version X` then `spec: Y` (clap prints the
+/// name first).
+const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+
 /// berth: an OCI runtime whose terminals are first class.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about = None, disable_help_subcommand = false)]
+#[command(name = "berth", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Enable debug logging.
     #[arg(long, global = true)]
@@ -157,12 +161,10 @@ pub enum Command {
     },
     /// Write a default config.json.
     Spec {
-        /// Where to write config.json.
+        /// Where to write config.json. (`--rootless`, the global flag, asks for a spec for an
+        /// unprivileged user.)
         #[arg(short = 'b', long, value_name = "DIR")]
         bundle: Option<PathBuf>,
-        /// A spec for running as an unprivileged user.
-        #[arg(long)]
-        rootless: bool,
     },
     /// Show what this runtime supports (JSON).
     Features,

@@ -122,13 +122,14 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Pause { id } => rt.set_paused(id, true).map(|_| 0)?,
         Command::Resume { id } => rt.set_paused(id, false).map(|_| 0)?,
-        Command::Spec { bundle, rootless } => {
+        Command::Spec { bundle } => {
+            let rootless = cli.rootless.as_deref().is_some_and(|r| r == "true");
             let dir = bundle.clone().unwrap_or_else(|| ".".into());
             let path = dir.join("config.json");
             if path.exists() {
                 bail!("File {} exists. Remove it first", path.display());
             }
-            let spec = berth_spec::template::default_spec(*rootless);
+            let spec = berth_spec::template::default_spec(rootless);
             let text = berth_spec::template::to_pretty_json(&spec)?;
             std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
             0

@@ -108,6 +108,19 @@ pub fn fork() -> io::Result<Forked> {
     clone3(0, &CloneOptions::default())
 }
 
+/// Forks a sibling: a copy of the calling process whose parent is the caller's parent
+/// (`CLONE_PARENT`), so whoever started the caller can wait for it directly. Same contract as
+/// [`clone3`].
+pub fn fork_sibling() -> io::Result<Forked> {
+    clone3(
+        0,
+        &CloneOptions {
+            parent: true,
+            ..CloneOptions::default()
+        },
+    )
+}
+
 /// Ends the calling process at once with `code`, without running exit handlers or flushing
 /// stdio buffers that belong to the parent's copy of memory.
 pub fn exit_immediately(code: i32) -> ! {

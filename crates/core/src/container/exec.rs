@@ -2,8 +2,8 @@
 //!
 //! berth opens the init's namespace files and root before cloning; the child joins them, chroots
 //! to the init's root, and (when the pid namespace differs from berth's) forks once so the
-//! program is inside it. berth is a child subreaper for the duration, so that grandchild is
-//! reparented to it and its exit status can be collected by the foreground relay.
+//! program is inside it. That fork uses `CLONE_PARENT`, so the program is berth's own child and
+//! the foreground relay collects its exit status.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -231,10 +231,6 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         StdioPlan::Pipes([in_r, out_w, err_w])
     };
     let (parent_channel, child_channel) = Channel::pair()?;
-    if fork_after {
-        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-            .map_err(|e| Error::sys("PR_SET_CHILD_SUBREAPER", e))?;
-    }
     let seccomp = record.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
     flush_stdio();
     let forked = berth_sys::process::clone3(0, &CloneOptions::default())

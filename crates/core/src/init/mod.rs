@@ -151,7 +151,8 @@ fn enter_namespaces(ns: &NsPlan, channel: &Channel) -> Result<()> {
             .map_err(|e| Error::io("write", "/proc/self/timens_offsets", e))?;
     }
     if ns.fork_after {
-        match berth_sys::process::fork()
+        // A sibling, not a child: berth (our parent) waits for it directly.
+        match berth_sys::process::fork_sibling()
             .map_err(|e| Error::sys("fork into the pid namespace", e))?
         {
             Forked::Child => {}
@@ -231,7 +232,11 @@ fn init_steps<'c>(
     )
     .map_err(|e| Error::sys("open /proc", e))?;
     if let Some(adj) = process.oom_score_adj {
-        write_proc(proc.as_fd(), "self/oom_score_adj", &adj.to_string())?;
+        // "self" is a symlink, which write_proc refuses: name our pid in that procfs instead.
+        let me = rustix::fs::readlinkat(proc.as_fd(), "self", Vec::new())
+            .map_err(|e| Error::sys("readlink /proc/self", e))?;
+        let rel = format!("{}/oom_score_adj", me.to_string_lossy());
+        write_proc(proc.as_fd(), &rel, &adj.to_string())?;
     }
     if let Some(linux) = &spec.linux {
         for (key, value) in &linux.sysctl {
@@ -259,7 +264,11 @@ fn init_steps<'c>(
         let state = crate::hooks::init_state(cfg.id, spec, cfg.bundle);
         crate::hooks::run_all("createContainer", &hooks.create_container, &state)?;
     }
-    rootfs::pivot(root.as_fd(), cfg.no_pivot)?;
+    rootfs::pivot(
+        root.as_fd(),
+        cfg.no_pivot,
+        rootfs::shared_propagation(spec)?,
+    )?;
     drop(root);
 
     let mut guard = false;
@@ -486,7 +495,8 @@ fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
     drop(cfg.root);
     rustix::process::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
     if cfg.fork_after {
-        match berth_sys::process::fork()
+        // A sibling, not a child: berth (our parent) waits for it directly.
+        match berth_sys::process::fork_sibling()
             .map_err(|e| Error::sys("fork into the pid namespace", e))?
         {
             Forked::Child => {}

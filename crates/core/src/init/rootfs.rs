@@ -100,12 +100,6 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
         super::devices::populate_dev(root.as_fd(), plan.spec, plan.userns)?;
     }
 
-    if shared {
-        if let Some(p) = propagation {
-            sysmount::mount(None, &sysmount::proc_fd_path(root.as_fd()), None, p, None)
-                .map_err(|e| Error::sys("set rootfsPropagation", e))?;
-        }
-    }
     Ok(root)
 }
 
@@ -421,8 +415,20 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Step 5: makes the rootfs the process's `/`.
-pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool) -> Result<()> {
+/// A shared `rootfsPropagation` is applied to the new `/` after `pivot_root` (which refuses a
+/// shared mount as the new root); the others are applied to `/` before anything is mounted.
+pub(crate) fn shared_propagation(spec: &Spec) -> Result<Option<u64>> {
+    let p = spec
+        .linux
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation.as_deref())
+        .map(propagation_flags)
+        .transpose()?;
+    Ok(p.filter(|p| p & libc::MS_SHARED != 0))
+}
+
+/// Step 5: makes the rootfs the process's `/`, then applies a shared propagation if asked.
+pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool, shared: Option<u64>) -> Result<()> {
     rustix::process::fchdir(root).map_err(|e| Error::sys("chdir into rootfs", e))?;
     if no_pivot {
         sysmount::mount(Some("."), "/", None, libc::MS_MOVE, None)
@@ -438,6 +444,10 @@ pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool) -> Result<()> {
             .map_err(|e| Error::sys("unmount the old root", e))?;
     }
     rustix::process::chdir("/").map_err(|e| Error::sys("chdir /", e))?;
+    if let Some(p) = shared {
+        sysmount::mount(None, "/", None, p, None)
+            .map_err(|e| Error::sys("set rootfsPropagation on /", e))?;
+    }
     Ok(())
 }
 
