@@ -421,3 +421,67 @@ fn final_flush_waits_for_a_slow_reader_and_sigterm_abandons_it() {
         assert_eq!(wait_timeout(&mut child.0, T).code(), Some(0));
     }
 }
+
+#[test]
+fn stdout_redirected_to_a_file_gets_everything() {
+    for mode in ["--raw-peer", "--pipes"] {
+        let file = tempfile::tempfile().unwrap();
+        let args = emit_args(&[mode], 1024 * 1024);
+        let mut child = Reaper(
+            helper(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        assert_eq!(wait_timeout(&mut child.0, T).code(), Some(0), "{mode}");
+        let got = std::fs::read(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .unwrap();
+        assert!(got == pattern(1024 * 1024), "{mode}: {} bytes", got.len());
+    }
+}
+
+/// The relay must leave berth's stdio file descriptions as it found them (blocking): the user's
+/// shell shares them. A pipe is reopened privately (never touched); a socket has O_NONBLOCK set
+/// for the run and restored.
+#[test]
+fn shared_stdio_flags_are_left_as_found() {
+    use rustix::fs::{OFlags, fcntl_getfl};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+    let (sock_ours, sock_theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    for mode in ["--raw-peer", "--pipes"] {
+        let args = emit_args(&[mode], 100_000);
+        let mut child = Reaper(
+            helper(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                .stdin(Stdio::from(pipe_r.try_clone().unwrap()))
+                .stdout(Stdio::from(sock_theirs.try_clone().unwrap()))
+                .stderr(Stdio::from(pipe_w.try_clone().unwrap()))
+                .spawn()
+                .unwrap(),
+        );
+        let mut got = Vec::new();
+        read_until(sock_ours.as_fd(), &mut got, &pattern(100_000), T);
+        assert_eq!(wait_timeout(&mut child.0, T).code(), Some(0), "{mode}");
+        assert_eq!(got.len(), 100_000);
+        for (name, fd) in [
+            ("socket", sock_theirs.as_fd()),
+            ("pipe read", pipe_r.as_fd()),
+            ("pipe write", pipe_w.as_fd()),
+        ] {
+            assert!(
+                !fcntl_getfl(fd).unwrap().contains(OFlags::NONBLOCK),
+                "{mode}: {name} left non-blocking"
+            );
+        }
+    }
+}
