@@ -9,7 +9,8 @@
 //!
 //! [`ConsoleSocket::connect`] stats the path first so each way of getting it wrong has its own
 //! message naming the path; relative paths are resolved against the current directory, as runc
-//! does. All sockets and received fds are close-on-exec.
+//! does. A path starting with `@` is an abstract socket name (Go's `net` package, hence runc,
+//! does the same). All sockets and received fds are close-on-exec.
 //!
 //! [`MASTER_NAME`]: crate::pty::MASTER_NAME
 
@@ -41,6 +42,11 @@ pub struct ConsoleSocket {
     fd: OwnedFd,
 }
 
+/// A leading `@` names an abstract socket, as in Go's `net` package (so as in runc).
+fn is_abstract(path: &Path) -> bool {
+    path.as_os_str().as_bytes().first() == Some(&b'@')
+}
+
 fn check_path(path: &Path) -> Result<SocketAddrUnix, TtyError> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.is_empty() || bytes.contains(&0) {
@@ -52,8 +58,12 @@ fn check_path(path: &Path) -> Result<SocketAddrUnix, TtyError> {
             len: bytes.len(),
         });
     }
-    SocketAddrUnix::new(path)
-        .map_err(|e| TtyError::os("socket address", path.display().to_string(), e))
+    let addr = if is_abstract(path) {
+        SocketAddrUnix::new_abstract_name(&bytes[1..])
+    } else {
+        SocketAddrUnix::new(path)
+    };
+    addr.map_err(|e| TtyError::os("socket address", path.display().to_string(), e))
 }
 
 fn stream_socket() -> Result<OwnedFd, TtyError> {
@@ -71,9 +81,15 @@ impl ConsoleSocket {
     pub fn connect(path: &Path) -> Result<ConsoleSocket, TtyError> {
         let addr = check_path(path)?;
         let owned = || PathBuf::from(path);
-        match stat(path) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK => {}
-            Ok(st) => {
+        let st = if is_abstract(path) {
+            Ok(None)
+        } else {
+            stat(path).map(Some)
+        };
+        match st {
+            Ok(None) => {}
+            Ok(Some(st)) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK => {}
+            Ok(Some(st)) => {
                 return Err(TtyError::NotASocket {
                     path: owned(),
                     kind: file_kind(st.st_mode),
@@ -255,8 +271,11 @@ impl ConsoleListener {
         &self.path
     }
 
-    /// Closes the socket and removes its file.
+    /// Closes the socket and removes its file (nothing to remove for an abstract name).
     pub fn remove(self) -> Result<(), TtyError> {
+        if is_abstract(&self.path) {
+            return Ok(());
+        }
         std::fs::remove_file(&self.path)
             .map_err(|e| TtyError::os("unlink", self.path.display().to_string(), e))
     }

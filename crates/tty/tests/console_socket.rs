@@ -410,3 +410,27 @@ fn receiver_rejects_non_utf8_names() {
         Err(TtyError::NameNotUtf8)
     ));
 }
+
+#[test]
+fn abstract_names_work_like_runc() {
+    let name = format!(
+        "@berth-tty-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let path = Path::new(&name);
+    let err = connect_err(path);
+    assert!(matches!(err, TtyError::SocketRefused { .. }), "{err}");
+    let listener = ConsoleListener::bind(path).unwrap();
+    assert!(
+        !Path::new(&name).exists(),
+        "an abstract socket must not create a file"
+    );
+    let pair = PtyPair::open_host().unwrap();
+    let sock = ConsoleSocket::connect(path).unwrap();
+    sock.send_master(MASTER_NAME, pair.master.as_fd()).unwrap();
+    let (got, master) = listener.accept_master().unwrap();
+    assert_eq!(got, MASTER_NAME);
+    check_master_works(pair.peer.as_fd(), &master, pair.index);
+    listener.remove().unwrap();
+}
