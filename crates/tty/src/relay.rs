@@ -63,6 +63,15 @@ pub const BUFFER_SIZE: usize = 64 * 1024;
 
 const SIGNAL_TOKEN: u64 = 0;
 
+/// Bytes one channel may move before the loop looks at other events: a producer that never
+/// pauses (`yes`) must not starve signals or the other direction.
+const PUMP_BUDGET: usize = 4 * BUFFER_SIZE;
+
+const ZERO: rustix::time::Timespec = rustix::time::Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
 /// How the target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -364,15 +373,19 @@ impl Relay {
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
         self.reap()?;
         loop {
+            let mut busy = false;
             for i in 0..self.channels.len() {
-                self.pump(i);
+                busy |= self.pump(i);
             }
             if let Some(status) = self.exit {
                 if self.abandon || self.channels.iter().all(Channel::finished) {
                     return Ok(status);
                 }
             }
-            let ready = match epoll::wait(&self.epoll, &mut events, None) {
+            // A channel that used up its budget still has work: only poll, so signals and the
+            // other direction get their turn, then come back to it.
+            let timeout = busy.then_some(&ZERO);
+            let ready = match epoll::wait(&self.epoll, &mut events, timeout) {
                 Ok((ready, _)) => ready,
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(TtyError::os("epoll_wait", "relay", e)),
@@ -474,10 +487,16 @@ impl Relay {
         }
     }
 
-    fn pump(&mut self, i: usize) {
+    /// Moves bytes on channel `i` until it would block; returns true if it stopped because its
+    /// budget ran out (more work is possible right now).
+    fn pump(&mut self, i: usize) -> bool {
         let epoll = &self.epoll;
         let ch = &mut self.channels[i];
+        let mut budget = PUMP_BUDGET;
         loop {
+            if budget == 0 {
+                return true;
+            }
             let mut progress = false;
             // Read until EAGAIN, EOF or a full buffer.
             while ch.readable && ch.src.is_some() {
@@ -496,6 +515,7 @@ impl Relay {
                         progress = true;
                     }
                     Ok(n) => {
+                        budget = budget.saturating_sub(n);
                         ch.last_byte = Some(ch.buf[ch.end + n - 1]);
                         ch.end += n;
                         if ch.sink_dead {
@@ -592,7 +612,7 @@ impl Relay {
                 ch.close_dst(epoll);
             }
             if !progress {
-                break;
+                return false;
             }
         }
     }

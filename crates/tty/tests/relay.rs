@@ -485,3 +485,25 @@ fn shared_stdio_flags_are_left_as_found() {
         }
     }
 }
+
+#[test]
+fn an_endless_producer_does_not_starve_signals() {
+    for mode in ["--raw-peer", "--pipes"] {
+        let mut child = Reaper(
+            helper(&[
+                mode,
+                "--",
+                "yes",
+                "0123456789abcdef0123456789abcdef0123456789abcdef",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        kill(child.0.id(), libc::SIGTERM);
+        let status = wait_timeout(&mut child.0, Duration::from_secs(5));
+        assert_eq!(status.code(), Some(143), "{mode}");
+    }
+}

@@ -201,6 +201,7 @@ fn selftest(args: &[String]) -> i32 {
         "raw-background" => raw_background(),
         "raw-bg-child" => raw_bg_child(),
         "host-console" => host_console_check(),
+        "pty-baseline" => pty_baseline(&args[1..]),
         "open-in" => open_in(args.get(1).map(String::as_str).unwrap_or("")),
         "send-console" => send_console(args.get(1).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown selftest {name:?}").into()),
@@ -338,5 +339,38 @@ fn open_in(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         Ok(c) => println!("third: allocated {}", c.index),
         Err(e) => println!("third: {e}"),
     }
+    Ok(())
+}
+
+/// The benchmark baseline for the relay: runs `COMMAND...` on a raw pty and copies the master to
+/// stdout with plain blocking reads and writes (what the relay does, minus everything else).
+fn pty_baseline(command: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let pair = PtyPair::open_host()?;
+    berth_tty::raw::make_raw(pair.peer.as_fd())?;
+    let mut cmd = Command::new(command.first().ok_or("pty-baseline COMMAND...")?);
+    cmd.args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(pair.peer.try_clone()?)
+        .stderr(pair.peer.try_clone()?);
+    let mut child = cmd.spawn()?;
+    drop(cmd);
+    let PtyPair { master, peer, .. } = pair;
+    drop(peer);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match rustix::io::read(&master, &mut buf) {
+            Ok(0) | Err(rustix::io::Errno::IO) => break,
+            Ok(n) => {
+                let mut rest = &buf[..n];
+                while !rest.is_empty() {
+                    let k = rustix::io::write(stdio(1), rest)?;
+                    rest = &rest[k..];
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    child.wait()?;
     Ok(())
 }
