@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Lifecycle benchmark: `run` of /bin/true in a small busybox bundle, for berth, runc and crun,
+# timed by hyperfine in ONE run so the figures are comparable. Prints medians and the ratios
+# berth/runc and berth/crun.
+#
+#   bench/run-true.sh [RUNS]          (default 200 runs each)
+#   BERTH=/path/to/berth bench/run-true.sh
+#
+# crun 1.8 refuses hybrid cgroup hosts (this machine: cgroup v1 controllers + cgroup2 at
+# /sys/fs/cgroup/unified), so the whole measurement runs inside
+# tests/itest/tools/crun-cgroup-v1.sh: a private mount namespace whose /sys/fs/cgroup shows the
+# host's v1 hierarchies only. All three runtimes see the same view; the host is not changed.
+# The bundle is the one `berth spec` writes (runc's default: its namespaces, mounts, masked paths
+# and device cgroup rules), with args ["/bin/true"] and terminal off.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-200}
+berth=${BERTH:-$here/target/release/berth}
+runc=${RUNC:-$(command -v runc)}
+crun=${CRUN:-$(command -v crun)}
+for b in "$berth" "$runc" "$crun" "$(command -v hyperfine)" /bin/busybox; do
+	[ -x "$b" ] || { echo "bench: missing $b (run scripts/setup.sh and cargo build --release)" >&2; exit 1; }
+done
+if [ "${1:-}" != __inner ]; then
+	exec "$here/tests/itest/tools/crun-cgroup-v1.sh" "$0" __inner "$runs"
+fi
+runs=$2
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/proc" "$work/bundle/rootfs/dev" "$work/bundle/rootfs/sys"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+ln -s busybox "$work/bundle/rootfs/bin/true"
+ln -s busybox "$work/bundle/rootfs/bin/sh"
+(cd "$work/bundle" && "$berth" spec)
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(p, "w"), indent=1)
+PY
+b=$work/bundle
+hyperfine --style basic --warmup 10 --runs "$runs" --export-json "$work/out.json" \
+	-n berth "$berth --root $work/state-berth run -b $b bench" \
+	-n runc "$runc --root $work/state-runc run -b $b bench" \
+	-n crun "$crun --root $work/state-crun run -b $b bench" >&2
+python3 - "$work/out.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+for k in ("berth", "runc", "crun"):
+    print(f"{k:6s} median {med[k]:7.2f} ms  (mean {r[k]['mean']*1000:7.2f} ms, stddev {r[k]['stddev']*1000:5.2f})")
+print(f"ratio berth/runc {med['berth']/med['runc']:.2f}")
+print(f"ratio berth/crun {med['berth']/med['crun']:.2f}")
+PY
