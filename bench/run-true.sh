@@ -38,6 +38,7 @@ p = sys.argv[1]
 c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
+c["ociVersion"] = "1.0.2"  # crun 1.8 refuses spec versions above 1.1
 json.dump(c, open(p, "w"), indent=1)
 PY
 b=$work/bundle

@@ -100,7 +100,32 @@ impl CgroupRoots {
             Ok(st) => st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64,
             Err(_) => false,
         };
-        Self::from_mountinfo(&text, unified_host)
+        let mut roots = Self::from_mountinfo(&text, unified_host)?;
+        if !unified_host {
+            roots.drop_shadowed();
+        }
+        Ok(roots)
+    }
+
+    /// Forgets mounts that mountinfo lists but that another mount now hides (a tmpfs mounted
+    /// over `/sys/fs/cgroup` in a private mount namespace, say): the path no longer reaches a
+    /// cgroup filesystem of the right kind.
+    fn drop_shadowed(&mut self) {
+        #[allow(clippy::unnecessary_cast)]
+        let is =
+            |p: &Path, magic: i64| rustix::fs::statfs(p).is_ok_and(|st| st.f_type as i64 == magic);
+        if let Some(u) = &self.unified {
+            if !is(u, libc::CGROUP2_SUPER_MAGIC as i64) {
+                self.unified = None;
+            }
+        }
+        self.v1
+            .retain(|_, p| is(p, libc::CGROUP_SUPER_MAGIC as i64));
+        self.hierarchy = match (self.v1.is_empty(), self.unified.is_some()) {
+            (false, true) => Hierarchy::Hybrid,
+            (true, true) => Hierarchy::V2,
+            _ => Hierarchy::V1,
+        };
     }
 
     /// Builds the roots from the text of a mountinfo file. `unified_host` says that

@@ -228,6 +228,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         ));
     }
 
+    log::debug!("config loaded from {}", bundle.display());
     let dir = store.create(id)?;
     let mut cleanup = Cleanup {
         pid: None,
@@ -261,6 +262,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     cgroup.apply(&resources)?;
     record.cgroup = Some(cgroup.clone());
     dir.save(&record)?;
+    log::debug!("cgroup {} ready", cgroup.path());
 
     // stdio plumbing
     let mut relay_parts = None;
@@ -358,6 +360,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     drop(stdio);
     drop(gate);
     cleanup.pid = Some(child_pid);
+    log::debug!("nsexec container setup: init cloned, pid {child_pid}");
 
     let mut init_pid = child_pid;
     if !ns.general {
@@ -392,7 +395,10 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 crate::hooks::run_all("createRuntime", &hooks.create_runtime, &state)?;
                 parent_channel.send(&ToChild::HooksDone)?;
             }
-            Some(ToParent::Ready) => break,
+            Some(ToParent::Ready) => {
+                log::debug!("init: container set up, pid {init_pid}");
+                break;
+            }
             Some(ToParent::Error { message }) => return Err(Error::Init(message)),
             None => {
                 return Err(Error::Init(format!(

@@ -42,6 +42,7 @@ pub fn run(store: &Store, id: &str, opts: &RunOptions) -> Result<i32> {
         Mode::RunForeground
     };
     let mut created = create(store, id, &opts.create, mode)?;
+    log::debug!("init ready; starting the user's process");
     if let Err(e) = release(&created) {
         let _ = berth_sys::signal::kill(created.init_pid, libc::SIGKILL);
         let _ = super::manage::destroy(created.dir, &created.record);
@@ -68,6 +69,7 @@ pub fn run(store: &Store, id: &str, opts: &RunOptions) -> Result<i32> {
         Some(parts) => relay(parts, target)?,
         None => wait(target)?,
     };
+    log::debug!("container process exited: {status:?}");
     if !opts.keep {
         match store.open(id) {
             Ok(dir) => super::manage::destroy(dir, &created.record)?,

@@ -20,6 +20,7 @@ use super::rootfs::RootfsPlan;
 use crate::error::{Error, Result};
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
 /// One cgroup filesystem mounted on the host.
 #[derive(Debug)]
@@ -61,6 +62,15 @@ fn host_hierarchies() -> std::io::Result<Vec<HostHierarchy>> {
                     && !o.starts_with("clone_children")
             })
             .collect();
+        // mountinfo also lists mounts another mount now hides: keep only live ones.
+        let magic = if *fstype == "cgroup2" {
+            CGROUP2_SUPER_MAGIC
+        } else {
+            CGROUP_SUPER_MAGIC
+        };
+        if !rustix::fs::statfs(*mp).is_ok_and(|st| st.f_type == magic) {
+            continue;
+        }
         out.push(HostHierarchy {
             mount_point: PathBuf::from(mp.replace("\\040", " ")),
             fstype: fstype.to_string(),
