@@ -88,7 +88,13 @@ pub(crate) fn destroy(dir: ContainerDir, record: &Record) -> Result<()> {
 
 /// `berth delete ID [--force]`.
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
-    let dir = store.open(id)?;
+    let dir = match store.open(id) {
+        Ok(dir) => dir,
+        // As runc: `delete --force` of an unknown container succeeds. podman and containerd's
+        // shim call it to clean up after a failed create, and log its error otherwise.
+        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let record = match dir.load() {
         Ok(r) => r,
         Err(Error::CorruptState { .. }) if force => return dir.remove(),
