@@ -6,7 +6,8 @@
 //!   two creates of one id cannot both succeed;
 //! - every command on a container holds an exclusive `flock` on the directory for its whole run,
 //!   so commands on one container are serialised;
-//! - `state.json` is replaced atomically (write to a temporary file, fsync, rename).
+//! - `state.json` is replaced atomically (write to a temporary file, rename). It is not fsynced:
+//!   the state root lives on a tmpfs (`/run`) and does not outlive a reboot, as with runc.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -223,7 +224,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

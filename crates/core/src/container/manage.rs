@@ -74,7 +74,9 @@ fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
 pub(crate) fn destroy(dir: ContainerDir, record: &Record) -> Result<()> {
     if let Some(cg) = &record.cgroup {
         // Anything the init left behind in its cgroup goes with it.
-        let _ = cg.kill_all(libc::SIGKILL);
+        if !cg.pids().unwrap_or_default().is_empty() {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
         cg.destroy()?;
     }
     let hooks = record.spec.hooks.clone().unwrap_or_default();
