@@ -37,10 +37,13 @@ fi
 
 echo "demo: no terminal here, so a scripted tour instead" >&2
 set -x
-# A foreground run with a terminal, driven through a pty that script(1) allocates.
-script -qec "$berth --root $root run -b $bundle demo-tty-$$" /dev/null <<'IN'
+# A foreground run with a terminal, driven through a pty that script(1) allocates; the shell's
+# exit status (7) comes back as berth's.
+status=0
+script -qec "$berth --root $root run -b $bundle demo-tty-$$" /dev/null <<'IN' || status=$?
 tty; stty size; echo "hello from $(hostname)"; exit 7
 IN
+echo "demo: the container's shell exited with $status" >&2
 # create / start / exec / state / kill / delete, pass-through stdio.
 python3 - "$bundle/config.json" <<'PY'
 import json, sys
