@@ -157,7 +157,12 @@ impl CgroupManager {
         if let (Some(dir), Some(mount)) = (self.v1.get("cpuset"), roots.v1.get("cpuset")) {
             init_cpuset(mount, dir)?;
         }
-        if let (Some(dir), Some(root)) = (&self.unified, &roots.unified) {
+        // On a hybrid host the cgroup2 side is only a mirror for cgroup.kill/freeze/procs: its
+        // controllers are enabled on demand (see `place`), so the host keeps them free for v1
+        // users (a v1 mount of hugetlb fails while cgroup2 has it enabled anywhere).
+        if let (Some(dir), Some(root), Hierarchy::V2) =
+            (&self.unified, &roots.unified, self.hierarchy)
+        {
             let enabled = v2::enable_controllers(root, dir, V2_CONTROLLERS)?;
             log::debug!(
                 "{}: controllers enabled by the parent: {}",
@@ -228,6 +233,11 @@ impl CgroupManager {
             return Ok(Place::V1(dir));
         }
         if let Some(dir) = &self.unified {
+            if self.hierarchy == Hierarchy::Hybrid {
+                if let Some(root) = CgroupRoots::detect()?.unified {
+                    v2::enable_controllers(&root, dir, &[v2_name])?;
+                }
+            }
             let available = v2::controllers(dir)?;
             if available.iter().any(|c| c == v2_name) {
                 return Ok(Place::V2(dir));
