@@ -12,7 +12,7 @@
 //! ctty                             ctty pid=P sid=S pgrp=G tty_nr=N tpgid=T
 //! fds                              fds 0=/dev/pts/0 1=pipe:[123] ...
 //! tiocsti FD CHAR [--high-bits]    tiocsti result=ok | tiocsti result=EPERM
-//! tioclinux FD                     tioclinux result=EINVAL
+//! tioclinux FD [--high-bits]       tioclinux result=EINVAL
 //! caps                             caps inh=HEX prm=HEX eff=HEX bnd=HEX amb=HEX
 //! sleep-forever | pause            blocks forever (pause(2) in a loop)
 //! write N                          N bytes of berth_helper::pattern to stdout, then exit 0
@@ -68,7 +68,8 @@ fn main() {
         ["fds"] => fds(),
         ["tiocsti", fd, ch] => tiocsti(parse_fd(fd), ch, false),
         ["tiocsti", fd, ch, "--high-bits"] => tiocsti(parse_fd(fd), ch, true),
-        ["tioclinux", fd] => tioclinux(parse_fd(fd)),
+        ["tioclinux", fd] => tioclinux(parse_fd(fd), false),
+        ["tioclinux", fd, "--high-bits"] => tioclinux(parse_fd(fd), true),
         ["caps"] => caps(),
         ["sleep-forever"] | ["pause"] => loop {
             // SAFETY: pause(2) has no preconditions; it returns only after a caught signal.
@@ -182,12 +183,16 @@ fn tiocsti(fd: RawFd, ch: &str, high_bits: bool) {
     report("tiocsti", rc);
 }
 
-fn tioclinux(fd: RawFd) {
+fn tioclinux(fd: RawFd, high_bits: bool) {
     // TIOCL_PASTESEL = 3: paste the console selection. The argument is a byte with the subcode.
     let mut sub: [u8; 1] = [3];
+    let mut request = libc::TIOCLINUX as libc::c_ulong;
+    if high_bits {
+        request |= 0xffff_ffff_0000_0000;
+    }
     // SAFETY: TIOCLINUX reads (and for some subcodes writes) bytes at the pointer; the buffer
     // is a live local of the size the subcode uses.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCLINUX as libc::c_ulong, sub.as_mut_ptr()) };
+    let rc = unsafe { libc::ioctl(fd, request, sub.as_mut_ptr()) };
     report("tioclinux", rc);
 }
 
