@@ -168,6 +168,10 @@ pub enum Command {
     },
     /// Show what this runtime supports (JSON).
     Features,
+    /// Update a container's resource limits (runc's flags, or a JSON document with -r).
+    Update(Box<crate::update::UpdateArgs>),
+    /// Print a container's statistics and OOM events as JSON lines.
+    Events(crate::events::EventsArgs),
 }
 
 /// `exec` flags.

@@ -3,8 +3,10 @@
 //! foreground `run`/`exec` (128+N when killed by signal N), 255 when `exec` fails to start.
 
 mod args;
+mod events;
 mod logging;
 mod table;
+mod update;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -134,6 +136,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
             0
         }
+        Command::Update(a) => {
+            rt.update(&a.id, &update::resources(a)?)?;
+            0
+        }
+        Command::Events(a) => events::run(&rt, a)?,
         Command::Features => {
             writeln!(
                 out,

@@ -1,9 +1,24 @@
-//! OCI hooks: each runs with the container's state JSON on stdin, its own `args` and `env`, and
-//! an optional timeout. A failing `prestart`, `createRuntime`, `createContainer` or
-//! `startContainer` hook fails the operation; a failing `poststart` or `poststop` hook is only a
-//! warning (runtime-spec "Lifecycle").
+//! OCI hooks: each runs with the container's state JSON on stdin, its own `args` (`args[0]` is
+//! the program's `argv[0]`) and exactly its `env` (nothing inherited), and an optional timeout
+//! after which it is killed.
+//!
+//! Where and when each kind runs (runtime-spec "Lifecycle"; the call sites are in `create`, the
+//! init, `start`, `run` and `delete`):
+//!
+//! | hook | process | namespaces | moment | state `status` | on failure |
+//! |---|---|---|---|---|---|
+//! | `prestart`, `createRuntime` | berth | berth's | the container's namespaces and mounts exist, before pivot_root | `creating` | create fails, nothing left |
+//! | `createContainer` | the init | the container's | after `createRuntime`, before pivot_root | `creating` | create fails, nothing left |
+//! | `startContainer` | the init | the container's (path resolved in the container) | after `start`, before the program | `created` | start fails, the container is destroyed |
+//! | `poststart` | berth (`start`/`run`) | berth's | after the program started | `running` | warning only |
+//! | `poststop` | berth (`delete`, `run`) | berth's | after the container is destroyed | `stopped` | warning only |
+//!
+//! The state goes to the hook's stdin through a memfd, not a pipe, so a hook that
+//! never reads cannot block berth; its stdout and stderr go to another memfd whose first 64 KiB
+//! end up in the error message when it fails. The timeout is measured on a pidfd, without
+//! polling.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,13 +43,54 @@ pub(crate) fn state_json(id: &str, status: &str, pid: i32, bundle: &Path, spec: 
     v.to_string()
 }
 
-/// The state as the init sees it before pivot_root (its pid read from the host's procfs).
-pub(crate) fn init_state(id: &str, spec: &Spec, bundle: &Path) -> String {
+/// The state as the init sees it: its pid as the procfs mounted at `/proc` names it (the
+/// host's before pivot_root, the container's after, as runc reports it).
+pub(crate) fn init_state(id: &str, status: &str, spec: &Spec, bundle: &Path) -> String {
     let pid = std::fs::read_link("/proc/self")
         .ok()
         .and_then(|p| p.to_string_lossy().parse().ok())
         .unwrap_or(0);
-    state_json(id, "creating", pid, bundle, spec)
+    state_json(id, status, pid, bundle, spec)
+}
+
+fn memfd(name: &std::ffi::CStr, what: &str) -> Result<std::fs::File> {
+    rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)
+        .map(std::fs::File::from)
+        .map_err(|e| Error::Hook(format!("{what}: memfd_create: {e}")))
+}
+
+/// Waits for `child` until `deadline` on a pidfd. `Ok(None)` means the deadline passed.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Option<Instant>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let Some(deadline) = deadline else {
+        return child.wait().map(Some);
+    };
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
@@ -50,52 +106,50 @@ fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
             cmd.env(k, v);
         }
     }
+    let mut input = memfd(c"berth-hook-state", &name)?;
+    input
+        .write_all(state.as_bytes())
+        .and_then(|_| input.rewind())
+        .map_err(|e| Error::Hook(format!("{name}: write the state: {e}")))?;
     // Output goes to a memfd, not a pipe: a chatty hook must not block on a full pipe.
-    let out_fd = rustix::fs::memfd_create(c"berth-hook-output", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| Error::Hook(format!("{name}: memfd_create: {e}")))?;
-    let out_file = std::fs::File::from(out_fd);
-    let err_file = out_file
-        .try_clone()
-        .map_err(|e| Error::Hook(format!("{name}: {e}")))?;
-    cmd.stdin(Stdio::piped())
-        .stdout(
-            out_file
-                .try_clone()
-                .map_err(|e| Error::Hook(format!("{name}: {e}")))?,
-        )
-        .stderr(err_file);
+    let mut out_file = memfd(c"berth-hook-output", &name)?;
+    let dup = |f: &std::fs::File| {
+        f.try_clone()
+            .map_err(|e| Error::Hook(format!("{name}: {e}")))
+    };
+    cmd.stdin(Stdio::from(input))
+        .stdout(dup(&out_file)?)
+        .stderr(dup(&out_file)?);
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Hook(format!("{name}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine.
-        let _ = stdin.write_all(state.as_bytes());
-    }
+        .map_err(|e| Error::Hook(format!("{name}: cannot run {}: {e}", hook.path.display())))?;
+    // Drop the Command: it holds copies of the stdio fds.
+    drop(cmd);
     let deadline = hook
         .timeout
         .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(Error::Hook(format!("{name}: wait: {e}"))),
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+    let status = match wait_until(&mut child, deadline) {
+        Ok(Some(st)) => st,
+        Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Hook(format!(
-                "{name}: timed out after {} s",
+                "{name}: timed out after {} s and was killed",
                 hook.timeout.unwrap_or_default()
             )));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Hook(format!("{name}: wait: {e}")));
+        }
     };
-    let mut out = String::new();
-    let mut out_file = out_file;
-    let _ = std::io::Seek::rewind(&mut out_file);
-    let _ = out_file.take(64 * 1024).read_to_string(&mut out);
     if !status.success() {
-        let out = out.trim();
+        let mut out = String::new();
+        let _ = out_file.rewind();
+        let _ = (&mut out_file).take(64 * 1024).read_to_string(&mut out);
+        // One line: the hook's output is folded onto it.
+        let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
         return Err(Error::Hook(format!(
             "{name}: {status}{}{out}",
             if out.is_empty() { "" } else { ": " }
@@ -118,5 +172,78 @@ pub(crate) fn run_all_warn(kind: &str, hooks: &[Hook], state: &str) {
         if let Err(e) = run_one(kind, i, h, state) {
             log::warn!("{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(script: &str, timeout: Option<i64>) -> Hook {
+        Hook {
+            path: "/bin/sh".into(),
+            args: vec!["my-argv0".into(), "-c".into(), script.into()],
+            env: vec!["ONLY=this".into()],
+            timeout,
+        }
+    }
+
+    #[test]
+    fn state_on_stdin_args_env() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = dir.path().join("out");
+        let script = format!(
+            "cat > {o}.state; echo \"$0\" > {o}.argv0; env > {o}.env",
+            o = out.display()
+        );
+        run_all("prestart", &[hook(&script, None)], "{\"id\":\"x\"}").expect("runs");
+        let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", out.display()));
+        assert_eq!(read("state").expect("state"), "{\"id\":\"x\"}");
+        assert_eq!(read("argv0").expect("argv0").trim(), "my-argv0");
+        let env = read("env").expect("env");
+        assert!(env.contains("ONLY=this"), "{env}");
+        assert!(!env.contains("HOME="), "environment leaked: {env}");
+    }
+
+    #[test]
+    fn failure_names_the_hook_and_carries_its_output() {
+        let e = run_all(
+            "createRuntime",
+            &[hook("echo boom >&2; exit 3", None)],
+            "{}",
+        )
+        .expect_err("fails")
+        .to_string();
+        assert!(e.contains("createRuntime hook #0 (/bin/sh)"), "{e}");
+        assert!(e.contains("boom"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn missing_binary_is_named() {
+        let h = Hook {
+            path: "/nonexistent/hook-binary".into(),
+            ..Hook::default()
+        };
+        let e = run_all("prestart", &[h], "{}")
+            .expect_err("fails")
+            .to_string();
+        assert!(e.contains("/nonexistent/hook-binary"), "{e}");
+    }
+
+    #[test]
+    fn timeout_kills() {
+        let start = Instant::now();
+        let e = run_all("poststart", &[hook("sleep 30", Some(1))], "{}")
+            .expect_err("times out")
+            .to_string();
+        assert!(e.contains("timed out after 1 s"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_hook_that_never_reads_stdin_does_not_block() {
+        let big = "x".repeat(1 << 20);
+        run_all("prestart", &[hook("exit 0", Some(5))], &big).expect("runs");
     }
 }

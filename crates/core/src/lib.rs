@@ -92,4 +92,19 @@ impl Runtime {
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
         container::manage::set_paused(&self.store, id, paused)
     }
+
+    /// `update`: applies resources to a running (or created, or paused) container's cgroup.
+    pub fn update(&self, id: &str, resources: &berth_spec::Resources) -> Result<()> {
+        container::update::update(&self.store, id, resources)
+    }
+
+    /// One reading for `events` (see [`container::update::sample`]).
+    pub fn sample(
+        &self,
+        id: &str,
+        must_run: bool,
+        with_stats: bool,
+    ) -> Result<container::update::Sample> {
+        container::update::sample(&self.store, id, must_run, with_stats)
+    }
 }

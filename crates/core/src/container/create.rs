@@ -229,6 +229,10 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     }
 
     log::debug!("config loaded from {}", bundle.display());
+    // What the init would otherwise find wrong only after the clone: checked before anything
+    // exists, so bad input leaves nothing behind.
+    crate::init::process::check(&process, spec.linux.as_ref())?;
+    let seccomp = crate::init::seccomp::compile_for(&spec)?;
     let dir = store.create(id)?;
     let mut cleanup = Cleanup {
         pid: None,
@@ -350,6 +354,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 ns: &ns,
                 stdio,
                 gate,
+                seccomp: seccomp.as_ref(),
                 lock_fd,
             };
             crate::init::run_init(cfg, child_channel)

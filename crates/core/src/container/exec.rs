@@ -95,20 +95,21 @@ fn build_process(base: Option<&Process>, opts: &ExecOptions) -> Result<Process> 
     }
     if !opts.caps.is_empty() {
         let mut c = p.capabilities.clone().unwrap_or_default();
+        for cap in &opts.caps {
+            if berth_spec::validate::parse_capability(cap).is_none() {
+                return Err(Error::Usage(format!("--cap {cap:?}: unknown capability")));
+            }
+        }
+        // runc's sets; never the inheritable one (CVE-2022-29162).
         for set in [
             &mut c.bounding,
             &mut c.effective,
             &mut c.permitted,
-            &mut c.inheritable,
             &mut c.ambient,
         ] {
             let v = set.get_or_insert_with(Vec::new);
             for cap in &opts.caps {
-                let name = if cap.starts_with("CAP_") {
-                    cap.clone()
-                } else {
-                    format!("CAP_{cap}")
-                };
+                let name = cap.clone();
                 if !v.contains(&name) {
                     v.push(name);
                 }
@@ -141,6 +142,8 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         }
     }
     let process = build_process(record.spec.process.as_ref(), opts)?;
+    crate::init::process::check(&process, None)?;
+    let seccomp = crate::init::seccomp::compile_for(&record.spec)?;
     check_terminal(process.terminal, opts.detach, opts.console_socket.is_some())?;
     if process.terminal {
         initial_size(&process, None)?;
@@ -231,7 +234,6 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         StdioPlan::Pipes([in_r, out_w, err_w])
     };
     let (parent_channel, child_channel) = Channel::pair()?;
-    let seccomp = record.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
     flush_stdio();
     let forked = berth_sys::process::clone3(0, &CloneOptions::default())
         .map_err(|e| Error::sys("clone3 for exec", e))?;
@@ -245,7 +247,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
                 fork_after,
                 stdio,
                 preserve_fds: opts.preserve_fds,
-                seccomp,
+                seccomp: seccomp.as_ref(),
                 setgroups_allowed: true,
                 in_userns,
                 lock_fd: dir.lock_fd_number(),

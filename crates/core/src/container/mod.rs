@@ -5,6 +5,7 @@ pub mod exec;
 pub mod manage;
 pub mod run;
 pub mod start;
+pub mod update;
 
 use berth_spec::{State, Status};
 

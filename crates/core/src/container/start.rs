@@ -88,7 +88,15 @@ pub(crate) fn start(store: &Store, id: &str) -> Result<()> {
             )));
         }
     }
-    release(&dir)?;
+    if let Err(e) = release(&dir) {
+        if matches!(e, Error::Init(_)) {
+            // The init failed after start (a startContainer hook, the exec) and is exiting:
+            // runtime-spec says stop the container and go on with its destruction.
+            let _ = berth_sys::signal::kill(record.pid, libc::SIGKILL);
+            let _ = super::manage::destroy(dir, &record);
+        }
+        return Err(e);
+    }
     let hooks = record.spec.hooks.clone().unwrap_or_default();
     if !hooks.poststart.is_empty() {
         let state =

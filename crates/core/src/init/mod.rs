@@ -73,6 +73,8 @@ pub(crate) struct InitConfig<'a> {
     pub ns: &'a NsPlan,
     pub stdio: StdioPlan,
     pub gate: StartGate,
+    /// `linux.seccomp`, compiled by berth before the clone.
+    pub seccomp: Option<&'a seccomp::Filter>,
     /// The state directory's lock, inherited from berth: closed first thing.
     pub lock_fd: i32,
 }
@@ -261,7 +263,7 @@ fn init_steps<'c>(
         wait_for(channel, &ToChild::HooksDone)?;
     }
     if !hooks.create_container.is_empty() {
-        let state = crate::hooks::init_state(cfg.id, spec, cfg.bundle);
+        let state = crate::hooks::init_state(cfg.id, "creating", spec, cfg.bundle);
         crate::hooks::run_all("createContainer", &hooks.create_container, &state)?;
     }
     rootfs::pivot(
@@ -296,6 +298,7 @@ fn init_steps<'c>(
     }
     rootfs::finalize(spec)?;
     process_limits(process)?;
+    process::set_personality(spec.linux.as_ref().and_then(|l| l.personality.as_ref()))?;
 
     channel.send(&ToParent::Ready)?;
     match cfg.gate {
@@ -307,13 +310,12 @@ fn init_steps<'c>(
         }
     }
     if !hooks.start_container.is_empty() {
-        let state = crate::hooks::init_state(cfg.id, spec, cfg.bundle);
+        let state = crate::hooks::init_state(cfg.id, "created", spec, cfg.bundle);
         crate::hooks::run_all("startContainer", &hooks.start_container, &state)?;
     }
-    let seccomp = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
     Ok(finish_and_exec(
         process,
-        seccomp,
+        cfg.seccomp,
         guard,
         cfg.preserve_fds,
         cfg.ns.setgroups_allowed,
@@ -421,36 +423,39 @@ fn process_limits(process: &Process) -> Result<()> {
 /// [`process`]). Returns the error that stopped it.
 fn finish_and_exec(
     process: &Process,
-    seccomp: Option<&berth_spec::Seccomp>,
+    seccomp: Option<&seccomp::Filter>,
     tty_guard: bool,
     preserve_fds: u32,
     setgroups_allowed: bool,
 ) -> Error {
     let run = || -> Result<Error> {
         let caps = process::CapPlan::from_process(process)?;
+        process::apply_labels(process)?;
         if tty_guard {
             seccomp::load_tty_injection_guard()?;
         }
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
         if !process.no_new_privileges {
-            if let Some(profile) = seccomp {
-                seccomp::load(profile)?;
+            if let Some(filter) = seccomp {
+                filter.load()?;
             }
         }
         caps.apply_bounding()?;
         process::set_identity(process, setgroups_allowed)?;
         caps.apply_rest()?;
         process::enter_cwd(&process.cwd)?;
+        let env = process::environment(process);
+        let program = process::look_path(&process.args[0], &env)?;
+        process::prepare_fds(preserve_fds)?;
         if process.no_new_privileges {
             rustix::thread::set_no_new_privs(true)
                 .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
-            if let Some(profile) = seccomp {
-                seccomp::load(profile)?;
+            // As late as possible: only execve runs under the filter.
+            if let Some(filter) = seccomp {
+                filter.load()?;
             }
         }
-        let env = process::environment(process);
-        process::prepare_fds(preserve_fds)?;
-        Ok(process::exec(process, &env))
+        Ok(process::exec(&program, process, &env))
     };
     match run() {
         Ok(e) | Err(e) => e,
@@ -468,7 +473,7 @@ pub(crate) struct TenantConfig<'a> {
     pub fork_after: bool,
     pub stdio: StdioPlan,
     pub preserve_fds: u32,
-    pub seccomp: Option<&'a berth_spec::Seccomp>,
+    pub seccomp: Option<&'a seccomp::Filter>,
     pub setgroups_allowed: bool,
     pub in_userns: bool,
     /// The state directory's lock, inherited from berth: closed first thing.
@@ -488,6 +493,7 @@ pub(crate) fn run_tenant(cfg: TenantConfig<'_>, channel: Channel) -> ! {
 fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
     berth_sys::fd::close_inherited(cfg.lock_fd);
     child_prologue()?;
+    process::set_exec_affinity(cfg.process, process::AffinityStage::Initial)?;
     join_namespaces(&cfg.joins)?;
     rustix::process::fchdir(&cfg.root)
         .map_err(|e| Error::sys("chdir into the container's root", e))?;
@@ -507,6 +513,7 @@ fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
         }
     }
     wait_for(channel, &ToChild::Continue)?;
+    process::set_exec_affinity(cfg.process, process::AffinityStage::Final)?;
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     if cfg.in_userns {
         let (u, g) = (

@@ -1,5 +1,26 @@
-//! seccomp filters, with libseccomp: the runtime-spec profile, and berth's own rule that stops a
-//! container from typing into a terminal it was handed (TIOCSTI, TIOCLINUX).
+//! seccomp filters, with libseccomp: the runtime-spec profile (`linux.seccomp`), and berth's own
+//! rule that stops a container from typing into a terminal it was handed (TIOCSTI, TIOCLINUX).
+//!
+//! Order of operations:
+//! 1. berth's process compiles the profile with [`compile`] *before* anything exists (before the
+//!    state directory and the clone), so every mistake in the profile — an unknown action,
+//!    architecture or operator, an argument index above 5, a malformed syscall name, a rule
+//!    libseccomp refuses — is an error naming the JSON field, and nothing is left behind;
+//! 2. the child inherits the compiled [`Filter`] (it is a copy of berth's memory) and loads it
+//!    with [`Filter::load`] as late as it can: right before `execve` when `noNewPrivileges` is
+//!    set, otherwise just before the capabilities are dropped (loading a filter without
+//!    `no_new_privs` needs CAP_SYS_ADMIN).
+//!
+//! Semantics follow runc (libcontainer/seccomp): `SCMP_ACT_KILL` is `KILL_THREAD`; `ERRNO` and
+//! `TRACE` default to `EPERM` unless `errnoRet`/`defaultErrnoRet` says otherwise; a rule whose
+//! action equals the default is skipped (libseccomp refuses it); a syscall name libseccomp does
+//! not know (newer than the library) is skipped with a debug message, because the profiles
+//! engines ship list such names; conditions on distinct arguments are ANDed in one rule, and
+//! when one argument is named twice each condition becomes a rule of its own (ORed); for
+//! `SCMP_CMP_MASKED_EQ`, `value` is the mask and `valueTwo` the datum. Unlike runc 1.1, the
+//! flags `SECCOMP_FILTER_FLAG_LOG`, `_SPEC_ALLOW` and `_TSYNC` are applied (runc 1.1 refuses
+//! all flags). libseccomp's own `no_new_privs` attribute is always cleared: whether the process
+//! gets `no_new_privs` is `process.noNewPrivileges`'s business alone.
 //!
 //! The terminal rule is a separate filter: the kernel runs every loaded filter and keeps the
 //! most restrictive verdict, so the rule holds whatever the user's profile allows. It compares
@@ -10,12 +31,33 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 
-use berth_spec::Seccomp;
+use berth_spec::{Seccomp, SpecError};
 
 use crate::error::{Error, Result};
 
+/// The largest errno the kernel passes through (`MAX_ERRNO`).
+const MAX_ERRNO: u32 = 4095;
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Spec(SpecError::invalid(field, message))
+}
+
 fn err(what: impl std::fmt::Display) -> Error {
     Error::Init(format!("seccomp: {what}"))
+}
+
+/// A compiled `linux.seccomp` profile, ready to load.
+pub(crate) struct Filter {
+    ctx: ScmpFilterContext,
+}
+
+impl Filter {
+    /// Loads the filter into the calling thread (never sets `no_new_privs` itself).
+    pub(crate) fn load(&self) -> Result<()> {
+        self.ctx
+            .load()
+            .map_err(|e| err(format!("load the linux.seccomp filter: {e}")))
+    }
 }
 
 fn add_native_arches(ctx: &mut ScmpFilterContext) -> Result<()> {
@@ -32,6 +74,7 @@ fn add_native_arches(ctx: &mut ScmpFilterContext) -> Result<()> {
 /// Loads the filter that makes `ioctl(fd, TIOCSTI|TIOCLINUX, …)` fail with `EPERM`.
 pub(crate) fn load_tty_injection_guard() -> Result<()> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).map_err(err)?;
+    ctx.set_ctl_nnp(false).map_err(err)?;
     add_native_arches(&mut ctx)?;
     let ioctl = ScmpSyscall::from_name("ioctl").map_err(err)?;
     for request in [libc::TIOCSTI, libc::TIOCLINUX] {
@@ -43,26 +86,37 @@ pub(crate) fn load_tty_injection_guard() -> Result<()> {
         .map_err(|e| err(format!("load the terminal-injection filter: {e}")))
 }
 
-fn action(name: &str, errno: Option<u32>, field: &str) -> Result<ScmpAction> {
-    let errno = errno.map(|e| e as i32);
+fn errno_of(errno: Option<u32>, field: &str) -> Result<i32> {
+    match errno {
+        None => Ok(libc::EPERM),
+        Some(e) if e <= MAX_ERRNO => Ok(e as i32),
+        Some(e) => Err(invalid(
+            field,
+            format!("{e} is not an errno (0..={MAX_ERRNO})"),
+        )),
+    }
+}
+
+fn action(name: &str, errno: Option<u32>, field: &str, errno_field: &str) -> Result<ScmpAction> {
     Ok(match name {
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
         "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
         "SCMP_ACT_TRAP" => ScmpAction::Trap,
-        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno.unwrap_or(libc::EPERM)),
-        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.unwrap_or(libc::EPERM) as u16),
+        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno_of(errno, errno_field)?),
+        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno_of(errno, errno_field)? as u16),
         "SCMP_ACT_ALLOW" => ScmpAction::Allow,
         "SCMP_ACT_LOG" => ScmpAction::Log,
         "SCMP_ACT_NOTIFY" => {
-            return Err(err(format!(
-                "{field}: SCMP_ACT_NOTIFY needs a seccomp agent, which berth does not support yet"
-            )));
+            return Err(invalid(
+                field,
+                "SCMP_ACT_NOTIFY needs a seccomp agent, which berth does not support yet",
+            ));
         }
-        other => return Err(err(format!("{field}: unknown action {other:?}"))),
+        other => return Err(invalid(field, format!("unknown action {other:?}"))),
     })
 }
 
-fn compare(op: &str, value: u64, value_two: u64, field: &str) -> Result<ScmpCompareOp> {
+fn compare(op: &str, mask: u64, field: &str) -> Result<ScmpCompareOp> {
     Ok(match op {
         "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
         "SCMP_CMP_LT" => ScmpCompareOp::Less,
@@ -70,63 +124,73 @@ fn compare(op: &str, value: u64, value_two: u64, field: &str) -> Result<ScmpComp
         "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
         "SCMP_CMP_GE" => ScmpCompareOp::GreaterEqual,
         "SCMP_CMP_GT" => ScmpCompareOp::Greater,
-        "SCMP_CMP_MASKED_EQ" => {
-            let _ = value_two;
-            ScmpCompareOp::MaskedEqual(value)
-        }
-        other => return Err(err(format!("{field}: unknown operator {other:?}"))),
+        "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(mask),
+        other => return Err(invalid(field, format!("unknown operator {other:?}"))),
     })
 }
 
-/// Builds the filter of `linux.seccomp` (not loaded).
-pub(crate) fn build(profile: &Seccomp) -> Result<ScmpFilterContext> {
+/// Whether `name` looks like a syscall name (`[a-z0-9_]+`). libseccomp would resolve nothing
+/// else, and runc would skip such a name silently; berth calls it a mistake.
+fn well_formed(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Compiles `linux.seccomp` (see the module docs). Every error names its JSON field.
+pub(crate) fn compile(profile: &Seccomp) -> Result<Filter> {
+    let f = "linux.seccomp";
     let default = action(
         &profile.default_action,
         profile.default_errno_ret,
-        "linux.seccomp.defaultAction",
+        &format!("{f}.defaultAction"),
+        &format!("{f}.defaultErrnoRet"),
     )?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    let mut ctx = ScmpFilterContext::new(default)
+        .map_err(|e| invalid(format!("{f}.defaultAction"), e.to_string()))?;
+    ctx.set_ctl_nnp(false).map_err(err)?;
     for (i, arch) in profile.architectures.iter().enumerate() {
-        let a: ScmpArch = arch.parse().map_err(|_| {
-            err(format!(
-                "linux.seccomp.architectures[{i}]: unknown architecture {arch:?}"
-            ))
-        })?;
+        let field = format!("{f}.architectures[{i}]");
+        let a: ScmpArch = arch
+            .parse()
+            .map_err(|_| invalid(&field, format!("unknown architecture {arch:?}")))?;
         ctx.add_arch(a)
-            .map_err(|e| err(format!("add architecture {arch}: {e}")))?;
+            .map_err(|e| invalid(&field, format!("add architecture {arch}: {e}")))?;
     }
-    for flag in &profile.flags {
-        match flag.as_str() {
-            "SECCOMP_FILTER_FLAG_LOG" => {
-                ctx.set_ctl_log(true).map_err(err)?;
-            }
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
-                ctx.set_ctl_ssb(true).map_err(err)?;
-            }
-            "SECCOMP_FILTER_FLAG_TSYNC" | "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => {}
-            other => return Err(err(format!("linux.seccomp.flags: unknown flag {other:?}"))),
-        }
+    for (i, flag) in profile.flags.iter().enumerate() {
+        let field = format!("{f}.flags[{i}]");
+        let set = match flag.as_str() {
+            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true).map(|_| ()),
+            // Only meaningful with a notify listener, which berth refuses above.
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => Ok(()),
+            other => return Err(invalid(field, format!("unknown flag {other:?}"))),
+        };
+        set.map_err(|e| invalid(field, format!("{flag}: {e}")))?;
     }
     for (i, rule) in profile.syscalls.iter().enumerate() {
-        let field = format!("linux.seccomp.syscalls[{i}]");
-        let act = action(&rule.action, rule.errno_ret, &format!("{field}.action"))?;
-        if act == default {
-            continue; // libseccomp refuses rules that repeat the default action
-        }
-        let mut cmps = Vec::new();
+        let rf = format!("{f}.syscalls[{i}]");
+        let act = action(
+            &rule.action,
+            rule.errno_ret,
+            &format!("{rf}.action"),
+            &format!("{rf}.errnoRet"),
+        )?;
+        let mut cmps = Vec::with_capacity(rule.args.len());
+        let mut seen = [0u8; 6];
         for (j, a) in rule.args.iter().enumerate() {
+            let af = format!("{rf}.args[{j}]");
             if a.index > 5 {
-                return Err(err(format!(
-                    "{field}.args[{j}].index: {} is above 5",
-                    a.index
-                )));
+                return Err(invalid(
+                    format!("{af}.index"),
+                    format!("{} is above 5 (a syscall has 6 arguments)", a.index),
+                ));
             }
-            let op = compare(
-                &a.op,
-                a.value,
-                a.value_two,
-                &format!("{field}.args[{j}].op"),
-            )?;
+            seen[a.index as usize] += 1;
+            let op = compare(&a.op, a.value, &format!("{af}.op"))?;
             let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
                 a.value_two
             } else {
@@ -134,44 +198,185 @@ pub(crate) fn build(profile: &Seccomp) -> Result<ScmpFilterContext> {
             };
             cmps.push(ScmpArgCompare::new(a.index, op, datum));
         }
-        // Conditions on the same argument cannot be ANDed in one libseccomp rule: split them.
-        let mut seen = std::collections::HashSet::new();
-        let same_arg_twice = rule.args.iter().any(|a| !seen.insert(a.index));
+        let same_arg_twice = seen.iter().any(|&n| n > 1);
+        if rule.names.is_empty() {
+            return Err(invalid(format!("{rf}.names"), "must not be empty"));
+        }
         for (k, name) in rule.names.iter().enumerate() {
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(err(format!(
-                    "{field}.names[{k}]: invalid syscall name {name:?}"
-                )));
+            if !well_formed(name) {
+                return Err(invalid(
+                    format!("{rf}.names[{k}]"),
+                    format!("invalid syscall name {name:?}"),
+                ));
+            }
+            if act == default {
+                continue; // libseccomp refuses rules that repeat the default action
             }
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 // Profiles list syscalls newer than this libseccomp: skip them, as runc does.
+                log::debug!("{rf}.names[{k}]: unknown seccomp syscall {name:?} ignored");
                 continue;
             };
             let result = if cmps.is_empty() {
-                ctx.add_rule(act, sc)
+                ctx.add_rule(act, sc).map(|_| ())
             } else if same_arg_twice {
-                cmps.iter()
-                    .try_for_each(|c| {
-                        ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
-                            .map(|_| ())
-                    })
-                    .map(|_| &mut ctx)
+                cmps.iter().try_for_each(|c| {
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                        .map(|_| ())
+                })
             } else {
-                ctx.add_rule_conditional(act, sc, &cmps)
+                ctx.add_rule_conditional(act, sc, &cmps).map(|_| ())
             };
-            result.map_err(|e| err(format!("{field}: add rule for {name}: {e}")))?;
+            result.map_err(|e| {
+                invalid(
+                    format!("{rf}.names[{k}]"),
+                    format!("libseccomp refused the rule for {name}: {e}"),
+                )
+            })?;
         }
     }
-    Ok(ctx)
+    Ok(Filter { ctx })
 }
 
-/// Builds and loads `linux.seccomp`.
-pub(crate) fn load(profile: &Seccomp) -> Result<()> {
-    build(profile)?
-        .load()
-        .map_err(|e| err(format!("load filter: {e}")))
+/// Compiles `linux.seccomp` if the config has one.
+pub(crate) fn compile_for(spec: &berth_spec::Spec) -> Result<Option<Filter>> {
+    match spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
+        Some(profile) => compile(profile).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_spec::{SeccompArg, SeccompSyscall};
+
+    fn profile(default: &str, rules: Vec<SeccompSyscall>) -> Seccomp {
+        Seccomp {
+            default_action: default.into(),
+            architectures: vec!["SCMP_ARCH_X86_64".into(), "SCMP_ARCH_X86".into()],
+            syscalls: rules,
+            ..Seccomp::default()
+        }
+    }
+
+    fn rule(names: &[&str], action: &str) -> SeccompSyscall {
+        SeccompSyscall {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            action: action.into(),
+            ..SeccompSyscall::default()
+        }
+    }
+
+    fn message(p: &Seccomp) -> String {
+        match compile(p) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn compiles_a_profile_with_args_and_unknown_names() {
+        let mut masked = rule(&["clone"], "SCMP_ACT_ERRNO");
+        masked.errno_ret = Some(38);
+        masked.args = vec![SeccompArg {
+            index: 0,
+            value: 0x7E02_0000,
+            value_two: 0,
+            op: "SCMP_CMP_MASKED_EQ".into(),
+        }];
+        let mut twice = rule(&["socket"], "SCMP_ACT_ERRNO");
+        twice.args = vec![
+            SeccompArg {
+                index: 0,
+                value: 16,
+                value_two: 0,
+                op: "SCMP_CMP_EQ".into(),
+            },
+            SeccompArg {
+                index: 0,
+                value: 17,
+                value_two: 0,
+                op: "SCMP_CMP_EQ".into(),
+            },
+        ];
+        let p = profile(
+            "SCMP_ACT_ALLOW",
+            vec![
+                masked,
+                twice,
+                rule(&["getpid", "not_a_syscall_yet_42"], "SCMP_ACT_ALLOW"),
+                rule(&["mkdir"], "SCMP_ACT_KILL"),
+            ],
+        );
+        assert!(compile(&p).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let p = profile("SCMP_ACT_BOGUS", vec![]);
+        assert!(
+            message(&p).starts_with("linux.seccomp.defaultAction: "),
+            "{}",
+            message(&p)
+        );
+
+        let p = profile("SCMP_ACT_ALLOW", vec![rule(&["mkdir"], "SCMP_ACT_NOPE")]);
+        assert!(message(&p).starts_with("linux.seccomp.syscalls[0].action: "));
+
+        let p = profile(
+            "SCMP_ACT_ALLOW",
+            vec![
+                rule(&["getpid"], "SCMP_ACT_ERRNO"),
+                rule(&["getpid", "Mkdir!"], "SCMP_ACT_ERRNO"),
+            ],
+        );
+        let m = message(&p);
+        assert!(m.starts_with("linux.seccomp.syscalls[1].names[1]: "), "{m}");
+        assert!(m.contains("Mkdir!"), "{m}");
+
+        let mut r = rule(&["mkdir"], "SCMP_ACT_ERRNO");
+        r.args = vec![SeccompArg {
+            index: 6,
+            value: 0,
+            value_two: 0,
+            op: "SCMP_CMP_EQ".into(),
+        }];
+        let m = message(&profile("SCMP_ACT_ALLOW", vec![r]));
+        assert!(
+            m.starts_with("linux.seccomp.syscalls[0].args[0].index: "),
+            "{m}"
+        );
+
+        let mut p = profile("SCMP_ACT_ALLOW", vec![]);
+        p.architectures.push("SCMP_ARCH_Z80".into());
+        let m = message(&p);
+        assert!(m.starts_with("linux.seccomp.architectures[2]: "), "{m}");
+
+        let mut p = profile("SCMP_ACT_ERRNO", vec![]);
+        p.default_errno_ret = Some(70000);
+        assert!(message(&p).starts_with("linux.seccomp.defaultErrnoRet: "));
+
+        let mut p = profile("SCMP_ACT_ALLOW", vec![]);
+        p.flags.push("SECCOMP_FILTER_FLAG_BOGUS".into());
+        assert!(message(&p).starts_with("linux.seccomp.flags[0]: "));
+    }
+
+    #[test]
+    fn flags_are_applied_to_the_filter() {
+        let mut p = profile("SCMP_ACT_ALLOW", vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")]);
+        p.flags = vec![
+            "SECCOMP_FILTER_FLAG_LOG".into(),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW".into(),
+            "SECCOMP_FILTER_FLAG_TSYNC".into(),
+        ];
+        let f = compile(&p).expect("compiles");
+        assert!(f.ctx.get_ctl_log().expect("log"));
+        assert!(f.ctx.get_ctl_ssb().expect("ssb"));
+        assert!(f.ctx.get_ctl_tsync().expect("tsync"));
+        assert!(
+            !f.ctx.get_ctl_nnp().expect("nnp"),
+            "libseccomp must not set NNP"
+        );
+    }
 }
