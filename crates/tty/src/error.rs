@@ -189,6 +189,12 @@ pub enum TtyError {
     /// The name was not UTF-8.
     #[error("console socket: name is not valid UTF-8")]
     NameNotUtf8,
+    /// A test-only failpoint fired (see `relay`'s module docs).
+    #[error("relay: test failpoint {name} is set")]
+    Failpoint {
+        /// The environment variable that is set.
+        name: &'static str,
+    },
 }
 
 impl TtyError {

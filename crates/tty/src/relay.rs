@@ -44,6 +44,14 @@
 //!   on a dead reader.
 //! - After the target exited, `SIGINT`, `SIGTERM`, `SIGHUP` or `SIGQUIT` abandon the final flush
 //!   (a sink that never drains must not make berth unkillable).
+//!
+//! # Test-only failpoints
+//! [`Relay::run`] checks two environment variables before its first event, so the integration
+//! tests can prove that the user's terminal is restored on every way out (security.md G-06)
+//! without a way to break berth from outside: `BERTH_TEST_PANIC_AFTER_RAW` (any value) panics,
+//! `BERTH_TEST_FAIL_AFTER_RAW` (any value) returns [`TtyError::Failpoint`]. Callers enter raw
+//! mode before building the relay, so both fire with the user's terminal raw. Nobody sets them
+//! outside tests; they cost one `getenv` per relay.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -370,6 +378,7 @@ impl Relay {
 
     /// Runs until the target has exited and all its output is flushed; returns how it ended.
     pub fn run(mut self) -> Result<ExitStatus, TtyError> {
+        failpoints()?;
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
         self.reap()?;
         loop {
@@ -682,6 +691,23 @@ impl Drop for Relay {
             }
         }
     }
+}
+
+/// Environment variable: panic at the start of [`Relay::run`] (see the module docs).
+pub const PANIC_FAILPOINT: &str = "BERTH_TEST_PANIC_AFTER_RAW";
+/// Environment variable: fail at the start of [`Relay::run`] (see the module docs).
+pub const ERROR_FAILPOINT: &str = "BERTH_TEST_FAIL_AFTER_RAW";
+
+fn failpoints() -> Result<(), TtyError> {
+    if std::env::var_os(PANIC_FAILPOINT).is_some() {
+        panic!("{PANIC_FAILPOINT} is set: test-only panic in the relay");
+    }
+    if std::env::var_os(ERROR_FAILPOINT).is_some() {
+        return Err(TtyError::Failpoint {
+            name: ERROR_FAILPOINT,
+        });
+    }
+    Ok(())
 }
 
 fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {

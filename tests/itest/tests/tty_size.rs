@@ -204,7 +204,7 @@ fn a_resize_storm_ends_at_the_last_size() {
     assert_eq!(out.code(), Some(0), "{out}");
     let sizes: Vec<(u16, u16)> = text
         .lines()
-        .filter_map(|l| l.find("winsize ").map(|at| winsize(l[at..].as_bytes())))
+        .filter_map(|l| l.find("winsize ").map(|at| winsize(&l.as_bytes()[at..])))
         .collect();
     assert_eq!(sizes.len(), 2, "{text:?}");
     if rt.kind() == Kind::Crun {
