@@ -1,0 +1,376 @@
+//! One connection on the attach socket, and the sending side of the protocol.
+//!
+//! # Output model
+//! A client has no queue of copied output. It has a *position* (`pos`): the offset of the next
+//! output byte it gets. Sending gathers the bytes straight from the terminal's ring (or, when
+//! they are older than the ring and the client asked for them, from the raw log). So one
+//! container's output costs the same memory for 1 or 1000 clients, and "how far behind" is
+//! simply `head - pos`.
+//!
+//! What is sent, in order, whenever the socket accepts more: queued control frames (`ctrl`),
+//! then the current phase's data: a repaint (`Repaint` frames, then `ReplayEnd`), a byte replay
+//! up to the offset the replay ends at (`Output` frames, then `ReplayEnd`), or live output.
+//! A live client whose lag passes its limit (or whose position fell out of the ring) is handled
+//! by its [`Flow`]: skipped to a repaint (a `Skipped` frame, the skipped bytes counted as
+//! drops), or disconnected with a `TooSlow` error. `CatchUp` clients read the raw log instead
+//! and are only skipped past bytes rotation deleted. When the terminal's process has ended and
+//! everything was sent, the client gets `Exit` and the connection closes.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
+
+use berth_proto::frame::{MAX_DATA, MAX_OUTPUT_DATA, output_header};
+use berth_proto::{ErrorCode, Flow, Frame, ReplayKind, Role};
+use berth_tty::Winsize;
+
+use crate::sock;
+use crate::term::Term;
+
+/// Where a client is in the conversation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum State {
+    /// Connected; its first frame has not come yet (closed after the deadline).
+    Handshake {
+        /// Monotonic seconds.
+        deadline: f64,
+    },
+    /// Attached to terminal `term` (an index into the monitor's terminals).
+    Attached {
+        /// The terminal.
+        term: usize,
+    },
+    /// Waiting for an exec session it asked for.
+    WaitingExec,
+    /// Done: sending what is queued, then closing.
+    Closing,
+}
+
+/// What is being sent after the control frames.
+#[derive(Debug)]
+pub enum Phase {
+    /// Nothing (not attached).
+    None,
+    /// A repaint, then `ReplayEnd { end }`.
+    Repaint {
+        /// The escape sequences.
+        data: Vec<u8>,
+        /// Bytes of it sent.
+        at: usize,
+        /// The offset the repaint shows the screen as of.
+        end: u64,
+    },
+    /// Bytes up to `end`, then `ReplayEnd { end }`.
+    Bytes {
+        /// Where the replay ends.
+        end: u64,
+    },
+    /// Live output.
+    Live,
+}
+
+/// An attach-socket connection.
+#[derive(Debug)]
+pub struct Client {
+    /// Its id.
+    pub id: u32,
+    /// The socket.
+    pub fd: OwnedFd,
+    /// Peer pid (`SO_PEERCRED`).
+    pub pid: i32,
+    /// Peer uid.
+    pub uid: u32,
+    /// Conversation state.
+    pub state: State,
+    /// Read-write or read-only.
+    pub role: Role,
+    /// Its size never counts.
+    pub ignore_size: bool,
+    /// Its lag policy.
+    pub flow: Flow,
+    /// Its lag limit in bytes.
+    pub limit: usize,
+    /// Stop after the replay.
+    pub no_follow: bool,
+    /// Its terminal's size, if it has one.
+    pub size: Option<Winsize>,
+    /// When its size last changed (a global sequence number; the `latest` policy picks the
+    /// highest).
+    pub size_seq: u64,
+    /// The next output offset it gets.
+    pub pos: u64,
+    /// The current phase.
+    pub phase: Phase,
+    /// Encoded control frames to send first.
+    pub ctrl: VecDeque<Vec<u8>>,
+    /// Close once `ctrl` is sent.
+    pub close_when_flushed: bool,
+    /// `Exit` was queued.
+    pub exit_sent: bool,
+    /// `EPOLLOUT` is armed.
+    pub out_armed: bool,
+    /// Reading is paused (its terminal's input queue is full).
+    pub in_paused: bool,
+    /// Output bytes sent.
+    pub bytes: u64,
+    /// Output bytes it never got (skipped or lost to rotation).
+    pub drops: u64,
+    /// Times it was skipped forward.
+    pub skips: u64,
+    /// Input bytes it sent.
+    pub input_bytes: u64,
+}
+
+/// What [`pump`] ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pumped {
+    /// Everything available was sent.
+    Idle,
+    /// The socket is full; wait for `EPOLLOUT`.
+    Blocked,
+    /// Close the client now (done, or the socket failed).
+    Close,
+}
+
+impl Client {
+    /// A new connection.
+    pub fn new(id: u32, fd: OwnedFd, pid: i32, uid: u32, deadline: f64) -> Client {
+        Client {
+            id,
+            fd,
+            pid,
+            uid,
+            state: State::Handshake { deadline },
+            role: Role::ReadWrite,
+            ignore_size: false,
+            flow: Flow::SkipToRepaint,
+            limit: 0,
+            no_follow: false,
+            size: None,
+            size_seq: 0,
+            pos: 0,
+            phase: Phase::None,
+            ctrl: VecDeque::new(),
+            close_when_flushed: false,
+            exit_sent: false,
+            out_armed: false,
+            in_paused: false,
+            bytes: 0,
+            drops: 0,
+            skips: 0,
+            input_bytes: 0,
+        }
+    }
+
+    /// Queues a control frame (one that cannot fail to encode is expected; an encoding error
+    /// is logged and the frame dropped).
+    pub fn queue(&mut self, f: &Frame<'_>) {
+        match f.to_vec() {
+            Ok(v) => self.ctrl.push_back(v),
+            Err(e) => log::warn!("client {}: {e}", self.id),
+        }
+    }
+
+    /// Queues an error frame.
+    pub fn error(&mut self, code: ErrorCode, message: &str) {
+        let mut m = message.to_string();
+        if m.len() > MAX_DATA - 8 {
+            let mut cut = MAX_DATA - 8;
+            while !m.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.truncate(cut);
+        }
+        self.queue(&Frame::Error { code, message: &m });
+    }
+
+    /// Queues a final error and marks the client for closing.
+    pub fn fail(&mut self, code: ErrorCode, message: &str) {
+        self.error(code, message);
+        self.close_when_flushed = true;
+        self.state = State::Closing;
+    }
+
+    /// Whether its size counts for the terminal's size.
+    pub fn sizes(&self) -> bool {
+        self.role == Role::ReadWrite && !self.ignore_size && self.size.is_some()
+    }
+
+    /// The lag behind `head`.
+    pub fn lag(&self, head: u64) -> u64 {
+        head.saturating_sub(self.pos)
+    }
+}
+
+/// Applies the lag policy to a live client (see the module docs).
+fn check_lag(c: &mut Client, term: &mut Term) {
+    if !matches!(c.phase, Phase::Live) || c.close_when_flushed {
+        return;
+    }
+    let head = term.ring.head();
+    let behind_ring = c.pos < term.ring.start();
+    let lag = c.lag(head);
+    if !(behind_ring || lag > c.limit as u64) || c.flow == Flow::CatchUp {
+        return;
+    }
+    match c.flow {
+        Flow::SkipToRepaint => {
+            term.screen.catch_up_all(&term.ring);
+            c.queue(&Frame::Skipped {
+                from: c.pos,
+                to: head,
+            });
+            c.queue(&Frame::ReplayStart {
+                kind: ReplayKind::Repaint,
+                offset: head,
+            });
+            c.drops += lag;
+            c.skips += 1;
+            c.pos = head;
+            c.phase = Phase::Repaint {
+                data: term.screen.repaint_bytes(),
+                at: 0,
+                end: head,
+            };
+            log::debug!("client {}: {lag} bytes behind, skipped to a repaint", c.id);
+        }
+        Flow::Disconnect => {
+            c.drops += lag;
+            c.fail(
+                ErrorCode::TooSlow,
+                &format!(
+                    "client {} fell {lag} bytes behind (its limit is {}): disconnected as it asked",
+                    c.id, c.limit
+                ),
+            );
+        }
+        Flow::CatchUp => {}
+    }
+}
+
+/// Sends one `Output` frame of the bytes from `c.pos` up to `end` (exclusive). `Ok(false)`
+/// when the socket is full.
+fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) -> Result<bool, ()> {
+    let max = ((end - c.pos) as usize).min(MAX_OUTPUT_DATA);
+    let header = output_header(c.pos);
+    let sent = if let Some((a, b)) = term.ring.slices(c.pos, max) {
+        let n = a.len() + b.len();
+        match sock::send_parts(c.fd.as_fd(), &[&header, a, b]) {
+            Ok(true) => n,
+            Ok(false) => return Ok(false),
+            Err(_) => return Err(()),
+        }
+    } else {
+        let want = max.min(scratch.len());
+        match term.read_at(c.pos, &mut scratch[..want]) {
+            Ok(Some(n)) if n > 0 => match sock::send_parts(c.fd.as_fd(), &[&header, &scratch[..n]])
+            {
+                Ok(true) => n,
+                Ok(false) => return Ok(false),
+                Err(_) => return Err(()),
+            },
+            other => {
+                if let Err(e) = other {
+                    log::warn!("client {}: reading the log: {e}", c.id);
+                }
+                // Gone (rotated away): skip to the oldest byte still available.
+                let mut to = term.oldest().max(c.pos + 1);
+                if to > term.ring.head() {
+                    to = term.ring.head();
+                }
+                c.queue(&Frame::Skipped { from: c.pos, to });
+                c.drops += to - c.pos;
+                c.pos = to;
+                return Ok(true);
+            }
+        }
+    };
+    c.pos += sent as u64;
+    c.bytes += sent as u64;
+    Ok(true)
+}
+
+/// Sends as much as the socket takes (see the module docs).
+pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> Pumped {
+    loop {
+        if let Some(f) = c.ctrl.front() {
+            match sock::send(c.fd.as_fd(), f) {
+                Ok(true) => {
+                    c.ctrl.pop_front();
+                    continue;
+                }
+                Ok(false) => return Pumped::Blocked,
+                Err(_) => return Pumped::Close,
+            }
+        }
+        if c.close_when_flushed {
+            return Pumped::Close;
+        }
+        let Some(term) = term.as_deref_mut() else {
+            return Pumped::Idle;
+        };
+        check_lag(c, term);
+        if !c.ctrl.is_empty() || c.close_when_flushed {
+            continue;
+        }
+        match &mut c.phase {
+            Phase::None => return Pumped::Idle,
+            Phase::Repaint { data, at, end } => {
+                if *at < data.len() {
+                    let n = (data.len() - *at).min(MAX_DATA);
+                    let mut frame = Vec::with_capacity(n + 1);
+                    if (Frame::Repaint(&data[*at..*at + n]))
+                        .encode(&mut frame)
+                        .is_err()
+                    {
+                        return Pumped::Close;
+                    }
+                    match sock::send(c.fd.as_fd(), &frame) {
+                        Ok(true) => *at += n,
+                        Ok(false) => return Pumped::Blocked,
+                        Err(_) => return Pumped::Close,
+                    }
+                } else {
+                    let end = *end;
+                    c.queue(&Frame::ReplayEnd { offset: end });
+                    c.phase = Phase::Live;
+                    if c.no_follow {
+                        c.close_when_flushed = true;
+                    }
+                }
+            }
+            Phase::Bytes { end } => {
+                let end = *end;
+                if c.pos >= end {
+                    c.queue(&Frame::ReplayEnd { offset: c.pos });
+                    c.phase = Phase::Live;
+                    if c.no_follow {
+                        c.close_when_flushed = true;
+                    }
+                    continue;
+                }
+                match send_output(c, term, end, scratch) {
+                    Ok(true) => {}
+                    Ok(false) => return Pumped::Blocked,
+                    Err(()) => return Pumped::Close,
+                }
+            }
+            Phase::Live => {
+                let head = term.ring.head();
+                if c.pos < head {
+                    match send_output(c, term, head, scratch) {
+                        Ok(true) => {}
+                        Ok(false) => return Pumped::Blocked,
+                        Err(()) => return Pumped::Close,
+                    }
+                } else if let (Some(exit), true, false) = (term.exit, term.drained, c.exit_sent) {
+                    c.queue(&Frame::Exit(exit));
+                    c.exit_sent = true;
+                    c.close_when_flushed = true;
+                    c.state = State::Closing;
+                } else {
+                    return Pumped::Idle;
+                }
+            }
+        }
+    }
+}
