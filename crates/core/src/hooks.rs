@@ -43,14 +43,13 @@ pub(crate) fn state_json(id: &str, status: &str, pid: i32, bundle: &Path, spec: 
     v.to_string()
 }
 
-/// The state as the init sees it: its pid as the procfs mounted at `/proc` names it (the
-/// host's before pivot_root, the container's after, as runc reports it).
-pub(crate) fn init_state(id: &str, status: &str, spec: &Spec, bundle: &Path) -> String {
-    let pid = std::fs::read_link("/proc/self")
+/// The init's pid as the host sees it (runtime-spec: the state's `pid` is "as seen by the
+/// host"): read from the host's procfs, so call it before pivot_root.
+pub(crate) fn host_pid() -> i32 {
+    std::fs::read_link("/proc/self")
         .ok()
         .and_then(|p| p.to_string_lossy().parse().ok())
-        .unwrap_or(0);
-    state_json(id, status, pid, bundle, spec)
+        .unwrap_or(0)
 }
 
 fn memfd(name: &std::ffi::CStr, what: &str) -> Result<std::fs::File> {

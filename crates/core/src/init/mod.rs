@@ -258,12 +258,13 @@ fn init_steps<'c>(
     };
     let root = rootfs::prepare(&plan)?;
     let hooks = spec.hooks.clone().unwrap_or_default();
+    let host_pid = crate::hooks::host_pid();
     if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
         channel.send(&ToParent::CreateRuntimeHooks)?;
         wait_for(channel, &ToChild::HooksDone)?;
     }
     if !hooks.create_container.is_empty() {
-        let state = crate::hooks::init_state(cfg.id, "creating", spec, cfg.bundle);
+        let state = crate::hooks::state_json(cfg.id, "creating", host_pid, cfg.bundle, spec);
         crate::hooks::run_all("createContainer", &hooks.create_container, &state)?;
     }
     rootfs::pivot(
@@ -310,7 +311,7 @@ fn init_steps<'c>(
         }
     }
     if !hooks.start_container.is_empty() {
-        let state = crate::hooks::init_state(cfg.id, "created", spec, cfg.bundle);
+        let state = crate::hooks::state_json(cfg.id, "created", host_pid, cfg.bundle, spec);
         crate::hooks::run_all("startContainer", &hooks.start_container, &state)?;
     }
     Ok(finish_and_exec(
