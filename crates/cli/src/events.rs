@@ -17,6 +17,7 @@ use anyhow::{Result, anyhow, bail};
 use berth_core::Runtime;
 use berth_spec::Status;
 use clap::Args;
+use serde::Serialize;
 
 /// How often a stream looks for OOM kills and for the container's end.
 const WATCH: Duration = Duration::from_millis(100);
@@ -74,8 +75,19 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_nanos(total as u64))
 }
 
-fn emit(out: &mut impl Write, event: &serde_json::Value) -> Result<()> {
-    writeln!(out, "{event}")?;
+/// runc's `types.Event`, fields in runc's order.
+#[derive(Serialize)]
+struct Event<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    typ: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a T>,
+}
+
+fn emit<T: Serialize>(out: &mut impl Write, typ: &str, id: &str, data: Option<&T>) -> Result<()> {
+    let line = serde_json::to_string(&Event { typ, id, data })?;
+    writeln!(out, "{line}")?;
     out.flush()?;
     Ok(())
 }
@@ -90,10 +102,11 @@ pub fn run(rt: &Runtime, a: &EventsArgs) -> Result<i32> {
     let first = rt.sample(id, true, a.stats)?;
     let mut out = std::io::stdout().lock();
     if a.stats {
-        let data = serde_json::to_value(first.stats.unwrap_or_default())?;
         emit(
             &mut out,
-            &serde_json::json!({"type": "stats", "id": id, "data": data}),
+            "stats",
+            id,
+            Some(&first.stats.unwrap_or_default()),
         )?;
         return Ok(0);
     }
@@ -111,17 +124,13 @@ pub fn run(rt: &Runtime, a: &EventsArgs) -> Result<i32> {
         }
         if let Some(n) = s.oom_kills {
             for _ in ooms..n {
-                emit(&mut out, &serde_json::json!({"type": "oom", "id": id}))?;
+                emit::<()>(&mut out, "oom", id, None)?;
             }
             ooms = ooms.max(n);
         }
         if stats_due {
-            if let Some(stats) = s.stats {
-                let data = serde_json::to_value(stats)?;
-                emit(
-                    &mut out,
-                    &serde_json::json!({"type": "stats", "id": id, "data": data}),
-                )?;
+            if let Some(stats) = &s.stats {
+                emit(&mut out, "stats", id, Some(stats))?;
             }
             next += interval;
             if next < Instant::now() {

@@ -30,7 +30,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period", value_name = "US")]
     pub cpu_period: Option<String>,
     /// CPU CFS quota in microseconds per period (-1: none).
-    #[arg(long = "cpu-quota", value_name = "US")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true, value_name = "US")]
     pub cpu_quota: Option<String>,
     /// CPU shares (relative weight).
     #[arg(long = "cpu-share", alias = "cpu-shares", value_name = "N")]
@@ -39,7 +39,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-rt-period", value_name = "US")]
     pub cpu_rt_period: Option<String>,
     /// CPU realtime runtime in microseconds.
-    #[arg(long = "cpu-rt-runtime", value_name = "US")]
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true, value_name = "US")]
     pub cpu_rt_runtime: Option<String>,
     /// CPUs to use (`0-3,7`).
     #[arg(long = "cpuset-cpus", value_name = "LIST")]
@@ -48,22 +48,26 @@ pub struct UpdateArgs {
     #[arg(long = "cpuset-mems", value_name = "LIST")]
     pub cpuset_mems: Option<String>,
     /// Obsolete; ignored with a warning.
-    #[arg(long = "kernel-memory", hide = true)]
+    #[arg(long = "kernel-memory", allow_hyphen_values = true, hide = true)]
     pub kernel_memory: Option<String>,
     /// Obsolete; ignored with a warning.
-    #[arg(long = "kernel-memory-tcp", hide = true)]
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true, hide = true)]
     pub kernel_memory_tcp: Option<String>,
     /// Memory limit in bytes (units: k, m, g; -1: unlimited).
-    #[arg(long = "memory", value_name = "BYTES")]
+    #[arg(long = "memory", allow_hyphen_values = true, value_name = "BYTES")]
     pub memory: Option<String>,
     /// Memory reservation (soft limit) in bytes.
-    #[arg(long = "memory-reservation", value_name = "BYTES")]
+    #[arg(
+        long = "memory-reservation",
+        allow_hyphen_values = true,
+        value_name = "BYTES"
+    )]
     pub memory_reservation: Option<String>,
     /// Memory plus swap in bytes (-1: unlimited swap).
-    #[arg(long = "memory-swap", value_name = "BYTES")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true, value_name = "BYTES")]
     pub memory_swap: Option<String>,
     /// Maximum number of pids (-1: unlimited).
-    #[arg(long = "pids-limit", value_name = "N")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true, value_name = "N")]
     pub pids_limit: Option<String>,
     /// Intel RDT L3 cache schema (not supported).
     #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]

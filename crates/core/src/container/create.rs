@@ -407,8 +407,9 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
             Some(ToParent::Error { message }) => return Err(Error::Init(message)),
             None => {
                 return Err(Error::Init(format!(
-                    "container init (pid {init_pid}) exited during setup{}",
-                    exit_note(child_pid)
+                    "container init (pid {init_pid}) exited during setup{}{}",
+                    exit_note(child_pid),
+                    super::update::oom_note(Some(&cgroup), &spec)
                 )));
             }
         }

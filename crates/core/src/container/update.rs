@@ -114,6 +114,29 @@ fn oom_kills(cg: &berth_cgroups::CgroupManager) -> Option<u64> {
     })
 }
 
+/// A note for an init that died during setup: whether the memory cgroup's OOM killer did it,
+/// with the limit from the config (a limit too small to start is found out that way).
+pub(crate) fn oom_note(
+    cg: Option<&berth_cgroups::CgroupManager>,
+    spec: &berth_spec::Spec,
+) -> String {
+    if cg.and_then(oom_kills).unwrap_or(0) == 0 {
+        return String::new();
+    }
+    let limit = spec
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.as_ref())
+        .and_then(|r| r.memory.as_ref())
+        .and_then(|m| m.limit);
+    match limit {
+        Some(l) => {
+            format!(": out of memory in its cgroup (linux.resources.memory.limit is {l} bytes)")
+        }
+        None => ": out of memory in its cgroup".to_string(),
+    }
+}
+
 /// One reading for `events`, with the statistics when `with_stats` is set. A container that is
 /// already stopped is an error (runc: "container with id ID is not running") only when
 /// `must_run` is set; otherwise it gives a sample without stats, which ends the stream.
