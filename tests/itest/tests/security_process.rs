@@ -249,3 +249,30 @@ fn bad_personality_flag() {
     }
     l.assert_unchanged();
 }
+
+#[test]
+fn exec_lsm_flags_without_the_lsm() {
+    let rt = runtime_exclusive();
+    let b = Bundle::busybox();
+    let id = rt.id("lsm-exec");
+    rt.run_detached(&b, &id);
+    rt.wait_for_status(&id, "running", T);
+    for (flag, field) in [
+        ("--apparmor", "process.apparmorProfile"),
+        ("--process-label", "process.selinuxLabel"),
+    ] {
+        let l = berth_itest::Leftovers::snapshot(&rt, &[], &[]);
+        let out = rt
+            .cmd(["exec", flag, "some-label", id.as_str(), "true"])
+            .run();
+        if rt.kind() == Kind::Runc {
+            // runc fails in its init with the kernel's EINVAL, or refuses the label.
+            assert_eq!(out.code(), Some(255), "{flag}: {out}");
+        } else {
+            // Every failed exec exits 255, as with runc.
+            support::clear_err_code(&out, 255, &[field, "some-label"]);
+        }
+        l.assert_unchanged();
+    }
+    rt.delete_force(&id);
+}

@@ -52,6 +52,10 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// `--apparmor`: the process's AppArmor profile.
+    pub apparmor: Option<String>,
+    /// `--process-label`: the process's SELinux label.
+    pub process_label: Option<String>,
 }
 
 fn build_process(base: Option<&Process>, opts: &ExecOptions) -> Result<Process> {
@@ -119,6 +123,12 @@ fn build_process(base: Option<&Process>, opts: &ExecOptions) -> Result<Process> 
     }
     if opts.no_new_privs {
         p.no_new_privileges = true;
+    }
+    if opts.apparmor.is_some() {
+        p.apparmor_profile = opts.apparmor.clone();
+    }
+    if opts.process_label.is_some() {
+        p.selinux_label = opts.process_label.clone();
     }
     berth_spec::validate::validate_process(&p, "process")?;
     Ok(p)

@@ -446,6 +446,7 @@ pub(crate) fn check_labels(process: &Process, linux: Option<&Linux>) -> Result<(
         if !selinux_enabled() {
             return Err(lsm_missing("linux.mountLabel", l, "SELinux"));
         }
+        log::warn!("linux.mountLabel {l:?}: mount labels are not applied by berth yet");
     }
     Ok(())
 }
