@@ -78,6 +78,10 @@ pub struct CreateArgs {
     /// Pass this many extra fds (3, 4, …) to the container's process.
     #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// A terminal held by berth's console monitor (re-attach with `berth attach`); turns
+    /// process.terminal on. Not with --console-socket.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
     /// The container id.
     pub id: String,
 }
@@ -172,6 +176,9 @@ pub enum Command {
     Update(Box<crate::update::UpdateArgs>),
     /// Print a container's statistics and OOM events as JSON lines.
     Events(crate::events::EventsArgs),
+    /// The console monitor's commands: attach, console, logs, sessions, screenshot.
+    #[command(flatten)]
+    Monitor(crate::monitor_cmds::MonitorCommand),
 }
 
 /// `exec` flags.
@@ -204,10 +211,10 @@ pub struct ExecArgs {
     /// Write the process's pid to this file.
     #[arg(long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
-    /// SELinux label for the process (an error on hosts without SELinux).
+    /// SELinux label (accepted; not applied on hosts without SELinux).
     #[arg(long = "process-label", hide = true)]
     pub process_label: Option<String>,
-    /// AppArmor profile for the process (an error on hosts without AppArmor).
+    /// AppArmor profile (accepted; not applied on hosts without AppArmor).
     #[arg(long, hide = true)]
     pub apparmor: Option<String>,
     /// Set no_new_privs.

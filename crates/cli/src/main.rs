@@ -3,8 +3,11 @@
 //! foreground `run`/`exec` (128+N when killed by signal N), 255 when `exec` fails to start.
 
 mod args;
+mod attach;
+mod console;
 mod events;
 mod logging;
+mod monitor_cmds;
 mod table;
 mod update;
 
@@ -34,6 +37,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         bail!(
             "--systemd-cgroup: systemd cgroup management is not supported by berth yet; use cgroupfs paths"
         );
+    }
+    if let Some(code) = monitor_cmds::intercept(&cli.root, &cli.command, cli.debug)? {
+        return Ok(code);
     }
     let rt = Runtime::new(&cli.root);
     let mut out = std::io::stdout().lock();
@@ -66,6 +72,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Delete { force, id } => {
             rt.delete(id, *force)?;
+            monitor_cmds::after_delete(&cli.root, id);
             0
         }
         Command::List { format, quiet } => {
@@ -116,8 +123,6 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 caps: a.caps.clone(),
                 no_new_privs: a.no_new_privs,
                 preserve_fds: a.preserve_fds,
-                apparmor: a.apparmor.clone(),
-                process_label: a.process_label.clone(),
             };
             match rt.exec(&a.id, &opts) {
                 Ok(code) => code,
@@ -143,6 +148,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             0
         }
         Command::Events(a) => events::run(&rt, a)?,
+        Command::Monitor(m) => monitor_cmds::run(&cli.root, m)?,
         Command::Features => {
             writeln!(
                 out,

@@ -74,6 +74,8 @@ pub struct Config {
     pub start: bool,
     /// `--pid-file` for `create`.
     pub pid_file: Option<PathBuf>,
+    /// Extra `create` flags (`--no-pivot`, `--no-new-keyring`).
+    pub create_args: Vec<String>,
     /// The size to give the console when nothing else does (`consoleSize`, a client).
     pub size: Option<Winsize>,
     /// Stay in the foreground (no fork; readiness is printed on stdout).
@@ -172,6 +174,7 @@ impl Config {
             runtime: PathBuf::from("berth"),
             start: false,
             pid_file: None,
+            create_args: Vec::new(),
             size: None,
             foreground: false,
             debug: false,
@@ -202,6 +205,15 @@ impl Config {
                 "--runtime" => c.runtime = PathBuf::from(value()?),
                 "--start" => c.start = true,
                 "--pid-file" => c.pid_file = Some(PathBuf::from(value()?)),
+                "--create-arg" => {
+                    let v = value()?;
+                    if v != "--no-pivot" && v != "--no-new-keyring" {
+                        return Err(MonitorError::Usage(format!(
+                            "--create-arg: {v:?} is not --no-pivot or --no-new-keyring"
+                        )));
+                    }
+                    c.create_args.push(v);
+                }
                 "--size" => c.size = Some(parse_size("--size", &value()?)?),
                 "--foreground" => c.foreground = true,
                 "--debug" => c.debug = true,
@@ -298,7 +310,7 @@ impl Config {
 
 /// `berth-monitor --help`.
 pub const USAGE: &str = "usage: berth-monitor --root DIR --id ID --bundle DIR [--runtime PATH] [--start] \
-[--pid-file PATH] [--size ROWSxCOLS] [--foreground] [--debug] [--ring-size BYTES] \
+[--pid-file PATH] [--create-arg --no-pivot|--no-new-keyring] [--size ROWSxCOLS] [--foreground] [--debug] [--ring-size BYTES] \
 [--queue-limit BYTES] [--log-max-size BYTES] [--log-max-files N] [--no-cri-log] [--record] \
 [--size-policy latest|smallest|largest]";
 

@@ -555,14 +555,17 @@ impl Monitor {
             "--root".to_string(),
             self.cfg.root.display().to_string(),
             "create".into(),
+        ];
+        args.extend(self.cfg.create_args.iter().cloned());
+        args.extend([
             "--bundle".into(),
             self.bundle.path.display().to_string(),
             "--console-socket".into(),
             self.external_path("console.sock"),
             "--pid-file".into(),
             self.dir_path.join("init.pid").display().to_string(),
-        ];
-        args.push(self.cfg.id.clone());
+            self.cfg.id.clone(),
+        ]);
         self.spawn_job(JobKind::Create, args)?;
         Ok(())
     }

@@ -18,6 +18,7 @@ pub(crate) mod paths;
 pub(crate) mod process;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
+pub(crate) mod ttys;
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -288,6 +289,7 @@ fn init_steps<'c>(
                 mount_console: true,
                 uid: process.user.uid,
             })?;
+            ttys::setup(spec, &socket, process.user.uid)?;
         }
         StdioPlan::Pipes(pipes) => {
             for (n, fd) in pipes.iter().enumerate() {

@@ -1,0 +1,609 @@
+//! The attach client: `berth attach`, and the loop `berth console`, `berth logs` and
+//! `berth run -t` share. It talks to the container's console monitor over `attach.sock` in
+//! `<root>/@monitor/<id>/` with the `berth_proto` frames.
+//!
+//! # Order of operations
+//! 1. connect (through `/proc/self/fd/N/attach.sock`, so long roots work); a missing directory
+//!    or a refused connection is an error naming the container;
+//! 2. find the user's terminal (the first of stdin, stdout, stderr that is one) for the size;
+//!    put stdin in raw mode (output flags kept, restored on every way out) when it is a
+//!    terminal that is read;
+//! 3. send `Hello` (role, size, where to start, lag policy, takeover), then loop on the socket,
+//!    stdin, a signalfd (`SIGWINCH` → `Resize`; `SIGINT`/`SIGTERM`/`SIGHUP`/`SIGQUIT` →
+//!    detach, or forwarded with `--sig-proxy`) and the detach-key timer;
+//! 4. stdin goes through the [`Scanner`]: the detach sequence sends `Detach`; a held prefix is
+//!    forwarded after `--detach-timeout`; at end of input the held bytes are forwarded and
+//!    `StdinEof` asks the monitor for the terminal's `VEOF` (as foreground `berth run` does);
+//! 5. output (`Repaint`, `Output`) is written to stdout as it comes; the end is `Exit` (the
+//!    process's status becomes ours), `Detached`, `Takeover` or an error.
+//!
+//! On the way out, when stdout is a terminal, the modes a full-screen program may have left on
+//! (alternate screen, hidden cursor, bracketed paste, mouse reporting, application keys,
+//! colours) are switched off again.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use berth_proto::frame::MAX_DATA;
+use berth_proto::{DetachKeys, ExitCode, Flow, Frame, Hello, Role, Scan, Scanner, Start, Target};
+use berth_sys::signal::{SigSet, SignalFd};
+use berth_tty::Winsize;
+use clap::{Args, ValueEnum};
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+
+/// The directory under `--root` that holds the monitors.
+pub(crate) const MONITOR_DIR: &str = "@monitor";
+/// The largest terminal dimension the monitor accepts.
+const MAX_DIMENSION: u16 = 1000;
+
+/// `--lag-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LagPolicy {
+    /// Skip to a repaint of the current screen (drops are counted).
+    Repaint,
+    /// Be disconnected.
+    Disconnect,
+    /// Read what was missed from the log files.
+    CatchUp,
+}
+
+/// `berth attach` flags.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Attach to this exec session (see `berth sessions`) instead of the console.
+    #[arg(long = "exec", value_name = "SESSION")]
+    pub exec: Option<String>,
+    /// Detach keys, Docker style: comma-separated, each a character or ctrl-<a-z|@|[|\|]|^|_>;
+    /// "" disables detaching. Typing the first key twice sends it once.
+    #[arg(
+        long = "detach-keys",
+        value_name = "KEYS",
+        default_value = "ctrl-p,ctrl-q"
+    )]
+    pub detach_keys: String,
+    /// Send a held first detach key after this many milliseconds (0: hold it until the next key).
+    #[arg(long = "detach-timeout", value_name = "MS", default_value_t = 1000)]
+    pub detach_timeout: u64,
+    /// Watch only: input is not sent and this terminal's size does not count.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Do not read stdin at all (detach with a signal, e.g. Ctrl-C).
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Take the terminal over: every other client is told and disconnected.
+    #[arg(long)]
+    pub force: bool,
+    /// This terminal's size never counts for the container's terminal size.
+    #[arg(long = "ignore-size")]
+    pub ignore_size: bool,
+    /// Replay the output from this byte offset, then continue live.
+    #[arg(long, value_name = "OFFSET", conflicts_with = "tail")]
+    pub since: Option<u64>,
+    /// Replay the last N lines of output, then continue live.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// What happens when this client falls behind.
+    #[arg(long = "lag-policy", value_enum, default_value_t = LagPolicy::Repaint)]
+    pub lag_policy: LagPolicy,
+    /// How far (bytes) this client may fall behind before the lag policy applies (0: the
+    /// monitor's default).
+    #[arg(long = "queue-limit", value_name = "BYTES", default_value_t = 0)]
+    pub queue_limit: u32,
+    /// Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the terminal's process
+    /// instead of detaching on them.
+    #[arg(long = "sig-proxy")]
+    pub sig_proxy: bool,
+    /// The container id.
+    pub id: String,
+}
+
+/// A target the client owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TargetArg {
+    Console,
+    Tty(u16),
+    Exec(String),
+}
+
+impl TargetArg {
+    pub(crate) fn from_flags(exec: Option<&str>, tty: Option<u16>) -> anyhow::Result<TargetArg> {
+        Ok(match (exec, tty) {
+            (Some(_), Some(_)) => bail!("--exec and --tty cannot be used together"),
+            (Some(""), None) => bail!("--exec: the session name is empty"),
+            (Some(s), None) => TargetArg::Exec(s.to_string()),
+            (None, Some(0)) | (None, None) => TargetArg::Console,
+            (None, Some(n)) => TargetArg::Tty(n),
+        })
+    }
+
+    pub(crate) fn as_target(&self) -> Target<'_> {
+        match self {
+            TargetArg::Console => Target::Console,
+            TargetArg::Tty(n) => Target::Tty(*n),
+            TargetArg::Exec(s) => Target::Exec(s),
+        }
+    }
+}
+
+/// Everything a session needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub target: TargetArg,
+    pub keys: Option<DetachKeys>,
+    pub detach_timeout: Option<Duration>,
+    pub read_only: bool,
+    pub no_stdin: bool,
+    pub force: bool,
+    pub ignore_size: bool,
+    pub start: Start,
+    pub flow: Flow,
+    pub queue_limit: u32,
+    pub sig_proxy: bool,
+    /// Stop after the replay (`logs` without `-f`).
+    pub no_follow: bool,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The terminal's process ended.
+    Exited(ExitCode),
+    /// Detached (keys, signal, or the monitor confirmed).
+    Detached,
+    /// The replay ended (`no_follow`).
+    Replayed,
+}
+
+impl AttachArgs {
+    pub(crate) fn options(&self) -> anyhow::Result<Options> {
+        let keys = DetachKeys::parse_docker(&self.detach_keys)
+            .map_err(|e| anyhow!("--detach-keys {e}"))?;
+        Ok(Options {
+            target: TargetArg::from_flags(self.exec.as_deref(), None)?,
+            keys,
+            detach_timeout: (self.detach_timeout > 0)
+                .then(|| Duration::from_millis(self.detach_timeout)),
+            read_only: self.read_only,
+            no_stdin: self.no_stdin,
+            force: self.force,
+            ignore_size: self.ignore_size,
+            start: match (self.since, self.tail) {
+                (Some(o), _) => Start::Offset(o),
+                (None, Some(n)) => Start::TailLines(n),
+                (None, None) => Start::Repaint,
+            },
+            flow: match self.lag_policy {
+                LagPolicy::Repaint => Flow::SkipToRepaint,
+                LagPolicy::Disconnect => Flow::Disconnect,
+                LagPolicy::CatchUp => Flow::CatchUp,
+            },
+            queue_limit: self.queue_limit,
+            sig_proxy: self.sig_proxy,
+            no_follow: false,
+        })
+    }
+}
+
+/// `berth attach`.
+pub(crate) fn run(root: &Path, a: &AttachArgs) -> anyhow::Result<i32> {
+    let opts = a.options()?;
+    Ok(match session(root, &a.id, &opts)? {
+        Outcome::Exited(e) => e.code(),
+        Outcome::Detached | Outcome::Replayed => 0,
+    })
+}
+
+/// The monitor directory of a container.
+pub(crate) fn monitor_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(MONITOR_DIR).join(id)
+}
+
+/// Connects to the monitor of `id` (blocking socket).
+pub(crate) fn connect(root: &Path, id: &str) -> anyhow::Result<OwnedFd> {
+    if id.is_empty() || id.contains('/') || id.contains('@') || id.starts_with('.') {
+        bail!("container id {id:?}: not a valid id");
+    }
+    let dir_path = monitor_dir(root, id);
+    let dir = match rustix::fs::open(
+        &dir_path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(d) => d,
+        Err(Errno::NOENT) => bail!(
+            "container {id} has no console monitor (start it with `berth run -d -t` or `berth create -t`)"
+        ),
+        Err(e) => {
+            return Err(std::io::Error::from(e)).context(format!("open {}", dir_path.display()));
+        }
+    };
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socket")?;
+    let path = format!(
+        "/proc/self/fd/{}/attach.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    );
+    let addr = SocketAddrUnix::new(path.as_str()).context("attach socket address")?;
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => return Ok(fd),
+            Err(Errno::INTR) => {}
+            Err(Errno::CONNREFUSED | Errno::NOENT) => bail!(
+                "the console monitor of container {id} is not running (its socket refuses connections); the container's terminal is gone"
+            ),
+            Err(e) => {
+                return Err(std::io::Error::from(e))
+                    .context(format!("connect to the console monitor of container {id}"));
+            }
+        }
+    }
+}
+
+pub(crate) fn send_frame(fd: BorrowedFd<'_>, f: &Frame<'_>) -> anyhow::Result<()> {
+    let bytes = f.to_vec()?;
+    loop {
+        match rustix::net::send(fd, &bytes, SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(Errno::PIPE | Errno::CONNRESET) => {
+                bail!("the console monitor closed the connection")
+            }
+            Err(e) => return Err(std::io::Error::from(e)).context("send to the console monitor"),
+        }
+    }
+}
+
+/// Receives one packet (blocking unless `nonblock`); `Ok(None)` at EOF, `Err` on error;
+/// `Ok(Some(0))`… never: an empty packet is an error.
+pub(crate) fn recv_packet(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblock: bool,
+) -> anyhow::Result<Option<Option<usize>>> {
+    let flags = if nonblock {
+        RecvFlags::TRUNC | RecvFlags::DONTWAIT
+    } else {
+        RecvFlags::TRUNC
+    };
+    loop {
+        match rustix::net::recv(fd, &mut *buf, flags) {
+            Ok((_, 0)) => return Ok(None),
+            Ok((_, n)) if n > buf.len() => {
+                bail!("the console monitor sent an oversized frame ({n} bytes)")
+            }
+            Ok((_, n)) => return Ok(Some(Some(n))),
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok(Some(None)),
+            Err(Errno::CONNRESET) => return Ok(None),
+            Err(e) => {
+                return Err(std::io::Error::from(e)).context("receive from the console monitor");
+            }
+        }
+    }
+}
+
+/// Sends `request` and collects the reply frames until the monitor closes the connection.
+pub(crate) fn request<T>(
+    root: &Path,
+    id: &str,
+    request: &Frame<'_>,
+    mut each: impl FnMut(Frame<'_>) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<Option<T>> {
+    let fd = connect(root, id)?;
+    send_frame(fd.as_fd(), request)?;
+    let mut buf = vec![0u8; berth_proto::MAX_FRAME + 1];
+    let mut result = None;
+    loop {
+        let Some(Some(n)) = recv_packet(fd.as_fd(), &mut buf, false)? else {
+            return Ok(result);
+        };
+        let f = Frame::decode(&buf[..n]).context("a frame from the console monitor")?;
+        if let Frame::Error { message, .. } = f {
+            bail!("{message}");
+        }
+        if let Some(t) = each(f)? {
+            result = Some(t);
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let mut p = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::OUT,
+                )];
+                let _ = rustix::event::poll(&mut p, None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Tracks whether output switched to the alternate screen (good enough for a reset on exit).
+#[derive(Default)]
+struct ModeTracker {
+    alternate: bool,
+}
+
+impl ModeTracker {
+    fn feed(&mut self, data: &[u8]) {
+        for w in data.windows(8) {
+            if w.starts_with(b"\x1b[?1049") || w.starts_with(b"\x1b[?1047") {
+                match w[7] {
+                    b'h' => self.alternate = true,
+                    b'l' => self.alternate = false,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn tty_size(fd: Option<BorrowedFd<'_>>) -> Option<(u16, u16)> {
+    let ws = Winsize::get(fd?).ok()?;
+    if ws.rows == 0 || ws.cols == 0 {
+        return None;
+    }
+    Some((ws.rows.min(MAX_DIMENSION), ws.cols.min(MAX_DIMENSION)))
+}
+
+const T_SOCK: u64 = 1;
+const T_STDIN: u64 = 2;
+const T_SIG: u64 = 3;
+
+/// Runs one attach session (see the module docs).
+pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<Outcome> {
+    let sock = connect(root, id)?;
+    let stdin = rustix::stdio::stdin();
+    let stdout = rustix::stdio::stdout();
+    let stderr = rustix::stdio::stderr();
+    let is_tty = |fd: BorrowedFd<'_>| rustix::termios::isatty(fd);
+    let tty = [stdin, stdout, stderr].into_iter().find(|fd| is_tty(*fd));
+    let read_stdin = !opts.no_stdin;
+    let mut raw = if read_stdin && is_tty(stdin) {
+        berth_tty::RawGuard::enter(stdin).context("raw mode on the terminal")?
+    } else {
+        None
+    };
+    if raw.is_some() {
+        berth_tty::RawGuard::install_panic_restore();
+    }
+    let sizing = !opts.read_only && !opts.ignore_size;
+    let hello = Hello {
+        role: if opts.read_only {
+            Role::ReadOnly
+        } else {
+            Role::ReadWrite
+        },
+        ignore_size: opts.ignore_size,
+        force: opts.force,
+        no_follow: opts.no_follow,
+        flow: opts.flow,
+        queue_limit: opts.queue_limit,
+        size: if sizing { tty_size(tty) } else { None },
+        start: opts.start,
+        target: opts.target.as_target(),
+    };
+    send_frame(sock.as_fd(), &Frame::Hello(hello))?;
+
+    let mut sigs = vec![
+        libc::SIGWINCH,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ];
+    if opts.sig_proxy {
+        sigs.extend([libc::SIGUSR1, libc::SIGUSR2]);
+    }
+    let set = SigSet::from_signals(&sigs).context("signal set")?;
+    let old_mask = berth_sys::signal::block(&set).context("block signals")?;
+    let signals = SignalFd::new(&set).context("signalfd")?;
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).context("epoll_create")?;
+    epoll::add(&ep, &sock, EventData::new_u64(T_SOCK), EventFlags::IN).context("epoll_ctl")?;
+    epoll::add(&ep, &signals, EventData::new_u64(T_SIG), EventFlags::IN).context("epoll_ctl")?;
+    // stdin: epoll it; files (which epoll refuses) are always readable.
+    let mut stdin_open = read_stdin;
+    let mut stdin_file = false;
+    if read_stdin {
+        match epoll::add(&ep, stdin, EventData::new_u64(T_STDIN), EventFlags::IN) {
+            Ok(()) => {}
+            Err(Errno::PERM) => stdin_file = true,
+            Err(e) => return Err(std::io::Error::from(e)).context("epoll_ctl stdin"),
+        }
+    }
+
+    let mut scanner = Scanner::new(opts.keys.clone());
+    let mut held_since: Option<Instant> = None;
+    let mut modes = ModeTracker::default();
+    let mut buf = vec![0u8; berth_proto::MAX_FRAME + 1];
+    let mut inbuf = vec![0u8; 32 * 1024];
+    let mut forward = Vec::new();
+    let mut attached = false;
+    let mut events = [MaybeUninit::<epoll::Event>::uninit(); 8];
+
+    let result: anyhow::Result<Outcome> = 'run: loop {
+        let timeout = match (held_since, opts.detach_timeout) {
+            (Some(t), Some(d)) => Some(d.saturating_sub(t.elapsed())),
+            _ => None,
+        };
+        let timeout = if stdin_file && stdin_open {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let ready: Vec<u64> = match epoll::wait(&ep, &mut events, ts.as_ref()) {
+            Ok((r, _)) => r.iter().map(|e| e.data.u64()).collect(),
+            Err(Errno::INTR) => continue,
+            Err(e) => break Err(std::io::Error::from(e)).context("epoll_wait"),
+        };
+        // A held detach prefix that waited long enough is typed after all.
+        if let (Some(t), Some(d)) = (held_since, opts.detach_timeout) {
+            if scanner.holding() && t.elapsed() >= d {
+                forward.clear();
+                scanner.flush(&mut forward);
+                held_since = None;
+                if !opts.read_only {
+                    if let Err(e) = send_stdin(sock.as_fd(), &forward) {
+                        break Err(e);
+                    }
+                }
+            }
+        }
+        let mut readable = ready.clone();
+        if stdin_file && stdin_open {
+            readable.push(T_STDIN);
+        }
+        for t in readable {
+            match t {
+                T_SOCK => loop {
+                    match recv_packet(sock.as_fd(), &mut buf, true) {
+                        Err(e) => break 'run Err(e),
+                        Ok(None) => {
+                            break 'run Err(anyhow!(
+                                "the console monitor of container {id} closed the connection"
+                            ));
+                        }
+                        Ok(Some(None)) => break,
+                        Ok(Some(Some(n))) => {
+                            let f = match Frame::decode(&buf[..n]) {
+                                Ok(f) => f,
+                                Err(e) => break 'run Err(anyhow!("from the console monitor: {e}")),
+                            };
+                            match f {
+                                Frame::Attached { .. } => attached = true,
+                                Frame::Output { data, .. } | Frame::Repaint(data) => {
+                                    modes.feed(data);
+                                    if let Err(e) = write_all(stdout, data) {
+                                        if e.raw_os_error() == Some(libc::EPIPE) {
+                                            let _ = send_frame(sock.as_fd(), &Frame::Detach);
+                                            break 'run Ok(Outcome::Detached);
+                                        }
+                                        break 'run Err(anyhow!("write to stdout: {e}"));
+                                    }
+                                }
+                                Frame::ReplayEnd { .. } if opts.no_follow => {
+                                    break 'run Ok(Outcome::Replayed);
+                                }
+                                Frame::Exit(code) => break 'run Ok(Outcome::Exited(code)),
+                                Frame::Detached => break 'run Ok(Outcome::Detached),
+                                Frame::Takeover { by } => {
+                                    break 'run Err(anyhow!(
+                                        "another client (client {by}) took the terminal over with --force"
+                                    ));
+                                }
+                                Frame::Error { message, .. } => {
+                                    break 'run Err(anyhow!("{message}"));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                },
+                T_STDIN if stdin_open => {
+                    let n = match rustix::io::read(stdin, &mut inbuf) {
+                        Ok(n) => n,
+                        Err(Errno::INTR | Errno::AGAIN) => continue,
+                        Err(Errno::IO) => 0,
+                        Err(e) => break 'run Err(std::io::Error::from(e)).context("read stdin"),
+                    };
+                    forward.clear();
+                    if n == 0 {
+                        stdin_open = false;
+                        if !stdin_file {
+                            let _ = epoll::delete(&ep, stdin);
+                        }
+                        scanner.flush(&mut forward);
+                        held_since = None;
+                        if !opts.read_only {
+                            if let Err(e) = send_stdin(sock.as_fd(), &forward)
+                                .and_then(|_| send_frame(sock.as_fd(), &Frame::StdinEof))
+                            {
+                                break 'run Err(e);
+                            }
+                        }
+                        continue;
+                    }
+                    let scan = scanner.feed(&inbuf[..n], &mut forward);
+                    held_since = scanner.holding().then(Instant::now);
+                    if !opts.read_only {
+                        if let Err(e) = send_stdin(sock.as_fd(), &forward) {
+                            break 'run Err(e);
+                        }
+                    }
+                    if scan == Scan::Detach {
+                        let _ = send_frame(sock.as_fd(), &Frame::Detach);
+                        break 'run Ok(Outcome::Detached);
+                    }
+                }
+                T_SIG => {
+                    while let Ok(Some(info)) = signals.read() {
+                        match info.signo {
+                            libc::SIGWINCH => {
+                                if sizing {
+                                    if let Some((rows, cols)) = tty_size(tty) {
+                                        let _ =
+                                            send_frame(sock.as_fd(), &Frame::Resize { rows, cols });
+                                    }
+                                }
+                            }
+                            sig if opts.sig_proxy => {
+                                let _ = send_frame(sock.as_fd(), &Frame::Signal(sig as u32));
+                            }
+                            _ => {
+                                let _ = send_frame(sock.as_fd(), &Frame::Detach);
+                                break 'run Ok(Outcome::Detached);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    let _ = berth_sys::signal::set_mask(&old_mask);
+    if is_tty(stdout) && attached {
+        let mut reset: Vec<u8> = Vec::new();
+        if modes.alternate {
+            reset.extend_from_slice(b"\x1b[?1049l");
+        }
+        reset.extend_from_slice(
+            b"\x1b[0m\x1b[?25h\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1l\x1b>",
+        );
+        if matches!(result, Ok(Outcome::Detached)) {
+            reset.extend_from_slice(b"\r\n");
+        }
+        let _ = write_all(stdout, &reset);
+    }
+    if let Some(g) = raw.as_mut() {
+        let _ = g.restore();
+    }
+    result
+}
+
+fn send_stdin(sock: BorrowedFd<'_>, data: &[u8]) -> anyhow::Result<()> {
+    for chunk in data.chunks(MAX_DATA - 1) {
+        send_frame(sock, &Frame::Stdin(chunk))?;
+    }
+    Ok(())
+}
