@@ -211,10 +211,10 @@ pub struct ExecArgs {
     /// Write the process's pid to this file.
     #[arg(long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
-    /// SELinux label (accepted; not applied on hosts without SELinux).
+    /// SELinux label for the process (an error on hosts without SELinux).
     #[arg(long = "process-label", hide = true)]
     pub process_label: Option<String>,
-    /// AppArmor profile (accepted; not applied on hosts without AppArmor).
+    /// AppArmor profile for the process (an error on hosts without AppArmor).
     #[arg(long, hide = true)]
     pub apparmor: Option<String>,
     /// Set no_new_privs.

@@ -123,6 +123,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 caps: a.caps.clone(),
                 no_new_privs: a.no_new_privs,
                 preserve_fds: a.preserve_fds,
+                apparmor: a.apparmor.clone(),
+                process_label: a.process_label.clone(),
             };
             match rt.exec(&a.id, &opts) {
                 Ok(code) => code,
