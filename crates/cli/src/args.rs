@@ -22,9 +22,10 @@ pub struct Cli {
     /// Log format: text or json (logrus-compatible lines).
     #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Root directory for container state.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/run/berth")]
-    pub root: PathBuf,
+    /// Root directory for container state (default /run/berth; $XDG_RUNTIME_DIR/berth when
+    /// rootless).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Path to criu (accepted for compatibility; checkpointing is not supported).
     #[arg(long, global = true, value_name = "PATH", hide = true)]
     pub criu: Option<PathBuf>,

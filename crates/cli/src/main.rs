@@ -15,13 +15,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use berth_core::rootless::RootlessMode;
 use berth_core::{CreateOptions, ExecOptions, RunOptions, Runtime};
 use clap::Parser;
 
 use args::{Cli, Command, CreateArgs, TableFormat};
 
-fn create_options(a: &CreateArgs) -> CreateOptions {
+fn create_options(a: &CreateArgs, cgroups_optional: bool) -> CreateOptions {
     CreateOptions {
+        cgroups_optional,
         bundle: a.bundle.clone().unwrap_or_default(),
         console_socket: a.console_socket.clone(),
         pid_file: a.pid_file.clone(),
@@ -38,13 +40,29 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             "--systemd-cgroup: systemd cgroup management is not supported by berth yet; use cgroupfs paths"
         );
     }
-    if let Some(code) = monitor_cmds::intercept(&cli.root, &cli.command, cli.debug)? {
+    let rootless: RootlessMode = cli.rootless.as_deref().unwrap_or("auto").parse()?;
+    let root = cli.root.clone().unwrap_or_else(berth_core::rootless::default_root);
+    if let Some(code) = monitor_cmds::intercept(&root, &cli.command, cli.debug)? {
         return Ok(code);
     }
-    let rt = Runtime::new(&cli.root);
+    // Commands that put processes into a container run from a sealed copy of berth
+    // (CVE-2019-5736); the re-exec also drops every fd but stdio and the preserved ones.
+    let preserve = match &cli.command {
+        Command::Create(a) => Some(a.preserve_fds),
+        Command::Run { create, .. } => Some(create.preserve_fds),
+        Command::Exec(a) => Some(a.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = preserve {
+        berth_core::exeseal::ensure_sealed(n, &root)?;
+    }
+    let cgroups_optional = rootless.cgroups_optional();
+    let rt = Runtime::new(&root);
     let mut out = std::io::stdout().lock();
     let code = match &cli.command {
-        Command::Create(a) => rt.create(&a.id, &create_options(a)).map(|_| 0)?,
+        Command::Create(a) => rt
+            .create(&a.id, &create_options(a, cgroups_optional))
+            .map(|_| 0)?,
         Command::Start { id } => rt.start(id).map(|_| 0)?,
         Command::Run {
             create,
@@ -53,7 +71,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         } => rt.run(
             &create.id,
             &RunOptions {
-                create: create_options(create),
+                create: create_options(create, cgroups_optional),
                 detach: *detach,
                 keep: *keep,
             },
@@ -72,7 +90,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Delete { force, id } => {
             rt.delete(id, *force)?;
-            monitor_cmds::after_delete(&cli.root, id);
+            monitor_cmds::after_delete(&root, id);
             0
         }
         Command::List { format, quiet } => {
@@ -134,7 +152,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Pause { id } => rt.set_paused(id, true).map(|_| 0)?,
         Command::Resume { id } => rt.set_paused(id, false).map(|_| 0)?,
         Command::Spec { bundle } => {
-            let rootless = cli.rootless.as_deref().is_some_and(|r| r == "true");
+            let rootless = rootless == RootlessMode::True;
             let dir = bundle.clone().unwrap_or_else(|| ".".into());
             let path = dir.join("config.json");
             if path.exists() {
@@ -150,7 +168,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             0
         }
         Command::Events(a) => events::run(&rt, a)?,
-        Command::Monitor(m) => monitor_cmds::run(&cli.root, m)?,
+        Command::Monitor(m) => monitor_cmds::run(&root, m)?,
         Command::Features => {
             writeln!(
                 out,

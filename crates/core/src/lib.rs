@@ -11,10 +11,12 @@ pub mod channel;
 pub mod container;
 pub mod devrules;
 pub mod error;
+pub mod exeseal;
 pub(crate) mod hooks;
 pub(crate) mod init;
 pub mod namespaces;
 pub mod procfs;
+pub mod rootless;
 pub mod store;
 
 pub use container::create::CreateOptions;

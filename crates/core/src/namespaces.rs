@@ -6,10 +6,27 @@
 //! `unshare`s the new ones, and forks once so a new or joined pid/time namespace applies.
 //! A new cgroup namespace is always made last, by the init itself, after berth has put it into
 //! its cgroup (so the namespace is rooted at the container's cgroup, as in runc).
+//!
+//! User namespaces. berth (the parent) writes a new user namespace's maps while the init waits:
+//! - as root, directly into `/proc/<pid>/{uid,gid}_map` (any mapping the kernel accepts);
+//! - unprivileged, a map that is exactly the caller's own id (`{c, euid, 1}`) is written
+//!   directly too, `gid_map` after `deny` went into `/proc/<pid>/setgroups` (the kernel's rule
+//!   since 3.19); every other map goes through the setuid helpers `newuidmap`/`newgidmap`
+//!   (package `uidmap`), which check `/etc/subuid` and `/etc/subgid`.
+//!
+//! The helpers and unprivileged writes need `/proc/<pid>` to belong to the caller, so such an
+//! init stays dumpable until its maps are written ([`NsPlan::dumpable_until_mapped`]); nothing
+//! of the container exists yet at that point, and the init turns non-dumpable before it does
+//! anything else. Whether `setgroups(2)` is allowed afterwards is read back from
+//! `/proc/<pid>/setgroups` ([`setgroups_allowed`]): the helpers decide it themselves.
+//!
+//! [`validate_userns`] refuses, before anything is made, what would only fail later with a bare
+//! `EINVAL`: a process uid/gid or a mount's `uid=`/`gid=` option outside the mappings, and an
+//! unprivileged berth without a user namespace.
 
 use std::os::fd::OwnedFd;
 
-use berth_spec::{NamespaceType, Spec};
+use berth_spec::{IdMapping, NamespaceType, Spec};
 use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, Result};
@@ -51,6 +68,9 @@ pub struct NsPlan {
     pub time_offsets: Option<String>,
     /// `setgroups(2)` is allowed in the init's user namespace.
     pub setgroups_allowed: bool,
+    /// berth is unprivileged and writes (or has newuidmap write) the new user namespace's maps:
+    /// the init must stay dumpable until they are written (see the module docs).
+    pub dumpable_until_mapped: bool,
 }
 
 /// Opens a namespace file for joining, with an error that names the field and the path.
@@ -111,6 +131,15 @@ impl NsPlan {
             }
         }
         order_joins(&mut plan.joins);
+        if plan.new_user {
+            validate_userns(spec)?;
+            plan.dumpable_until_mapped = !rustix::process::geteuid().is_root();
+        } else if !plan.in_userns && !rustix::process::geteuid().is_root() {
+            return Err(Error::Usage(format!(
+                "linux.namespaces: berth runs as uid {} (rootless), which needs a user namespace in the config (see berth spec --rootless)",
+                rustix::process::geteuid().as_raw()
+            )));
+        }
         let new_time = new_flags & libc::CLONE_NEWTIME as u64 != 0;
         plan.general = !plan.joins.is_empty() || new_time;
         if plan.general {
@@ -130,24 +159,173 @@ impl NsPlan {
     }
 }
 
-/// Writes the uid and gid maps of `pid`'s new user namespace from the spec (as root).
+/// Whether `id` falls inside one of `maps` (container side).
+fn mapped(maps: &[IdMapping], id: u32) -> bool {
+    maps.iter()
+        .any(|m| id >= m.container_id && id - m.container_id < m.size)
+}
+
+/// Checks, for a container with a new user namespace, that what it will use is mapped: the
+/// process's uid, gid and additional gids, and every `uid=`/`gid=` mount option (devpts's
+/// `gid=5` in runc's template is the usual one). An unmapped id only fails later with `EINVAL`
+/// from `setuid` or `mount`; berth names it instead. berth does not silently drop such an
+/// option: `berth spec --rootless` writes a config without it, as runc's does.
+pub fn validate_userns(spec: &Spec) -> Result<()> {
+    let Some(linux) = &spec.linux else {
+        return Ok(());
+    };
+    let (uids, gids) = (&linux.uid_mappings, &linux.gid_mappings);
+    if let Some(p) = &spec.process {
+        if !mapped(uids, p.user.uid) {
+            return Err(Error::Usage(format!(
+                "process.user.uid: {} is not mapped in the container's user namespace (linux.uidMappings)",
+                p.user.uid
+            )));
+        }
+        if !mapped(gids, p.user.gid) {
+            return Err(Error::Usage(format!(
+                "process.user.gid: {} is not mapped in the container's user namespace (linux.gidMappings)",
+                p.user.gid
+            )));
+        }
+        if let Some(g) = p.user.additional_gids.iter().find(|g| !mapped(gids, **g)) {
+            return Err(Error::Usage(format!(
+                "process.user.additionalGids: {g} is not mapped in the container's user namespace (linux.gidMappings)"
+            )));
+        }
+    }
+    for (i, m) in spec.mounts.iter().enumerate() {
+        for opt in &m.options {
+            let (key, maps, field) = if let Some(v) = opt.strip_prefix("uid=") {
+                (v, uids, "linux.uidMappings")
+            } else if let Some(v) = opt.strip_prefix("gid=") {
+                (v, gids, "linux.gidMappings")
+            } else {
+                continue;
+            };
+            let Ok(id) = key.parse::<u32>() else {
+                continue; // not an id: the file system judges it
+            };
+            if !mapped(maps, id) {
+                return Err(Error::Usage(format!(
+                    "mounts[{i}] ({}): option {opt} names an id that is not mapped in the container's user namespace ({field}); remove the option (berth spec --rootless does)",
+                    m.destination.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `setgroups(2)` is allowed in the user namespace of process `pid` (`"self"` or a
+/// number): `/proc/<pid>/setgroups` says `allow` (or does not exist: no user namespace).
+pub fn setgroups_allowed(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/setgroups"))
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+fn map_text(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+/// One line for an error: the map as `c h s, c h s`.
+fn map_summary(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}", m.container_id, m.host_id, m.size))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where `newuidmap`/`newgidmap` live: `$PATH`, then the usual directories.
+fn find_helper(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `newuidmap`/`newgidmap` for `pid`.
+fn run_helper(helper: &str, pid: i32, maps: &[IdMapping], field: &str) -> Result<()> {
+    let Some(bin) = find_helper(helper) else {
+        return Err(Error::Usage(format!(
+            "{field}: mapping [{}] as uid {} needs {helper} (package uidmap), which is not installed",
+            map_summary(maps),
+            rustix::process::geteuid().as_raw()
+        )));
+    };
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id.to_string(),
+            m.host_id.to_string(),
+            m.size.to_string(),
+        ]);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("run", bin.clone(), e))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let text = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Usage(format!(
+            "{field}: {helper} refused the mapping [{}] ({}): {text}",
+            map_summary(maps),
+            out.status
+        )));
+    }
+    Ok(())
+}
+
+fn write_map_file(pid: i32, file: &str, maps: &[IdMapping], field: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, map_text(maps)).map_err(|e| {
+        Error::Usage(format!(
+            "{field}: cannot write the mapping [{}] to {path}: {e}",
+            map_summary(maps)
+        ))
+    })
+}
+
+/// Writes the uid and gid maps of `pid`'s new user namespace from the spec: directly as root,
+/// and as an unprivileged user directly for a map of just the caller's own id (denying
+/// `setgroups` first for the gid map), else through `newuidmap`/`newgidmap`.
 pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let Some(linux) = &spec.linux else {
         return Ok(());
     };
-    let fmt = |maps: &[berth_spec::IdMapping]| {
-        maps.iter()
-            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-            .collect::<String>()
-    };
-    for (file, maps, field) in [
-        ("uid_map", &linux.uid_mappings, "linux.uidMappings"),
-        ("gid_map", &linux.gid_mappings, "linux.gidMappings"),
-    ] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, fmt(maps)).map_err(|e| {
-            Error::Usage(format!("{field}: cannot write the mapping to {path}: {e}"))
+    let privileged = rustix::process::geteuid().is_root();
+    let own = |maps: &[IdMapping], id: u32| matches!(maps, [m] if m.size == 1 && m.host_id == id);
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let (uids, gids) = (&linux.uid_mappings, &linux.gid_mappings);
+    if privileged || own(uids, euid) {
+        write_map_file(pid, "uid_map", uids, "linux.uidMappings")?;
+    } else {
+        run_helper("newuidmap", pid, uids, "linux.uidMappings")?;
+    }
+    if privileged {
+        write_map_file(pid, "gid_map", gids, "linux.gidMappings")?;
+    } else if own(gids, egid) {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny").map_err(|e| {
+            Error::Usage(format!(
+                "linux.gidMappings: cannot write deny to {path} (needed to map gid {egid} without newgidmap): {e}"
+            ))
         })?;
+        write_map_file(pid, "gid_map", gids, "linux.gidMappings")?;
+    } else {
+        run_helper("newgidmap", pid, gids, "linux.gidMappings")?;
     }
     Ok(())
 }

@@ -37,6 +37,7 @@
 //! - [`ConsoleReceiver`] (in-test) and [`Recvtty`] (the helper binary): console-socket servers.
 //! - [`Leftovers`]: before/after snapshots of ptys, mounts, cgroups, state and processes.
 
+pub mod attack;
 pub mod bundle;
 pub mod cmd;
 pub mod console;

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// The container may run without a cgroup of its own (rootless; see [`crate::rootless`]).
+    pub cgroups_optional: bool,
 }
 
 /// How the container's process will be attached to berth's caller.
@@ -257,16 +259,14 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     dir.save(&record)?;
 
     let ns = NsPlan::for_spec(&spec)?;
-    let linux = spec.linux.clone().unwrap_or_default();
-    let cg_path = berth_cgroups::resolve_path(linux.cgroups_path.as_deref(), id)?;
-    let cgroup = CgroupManager::create(&cg_path)?;
-    cleanup.cgroup = Some(cgroup.clone());
-    let mut resources = linux.resources.clone().unwrap_or_default();
-    resources.devices = crate::devrules::effective_rules(&spec);
-    cgroup.apply(&resources)?;
-    record.cgroup = Some(cgroup.clone());
+    // None: rootless without permission and without limits (see crate::rootless).
+    let cgroup = crate::rootless::container_cgroup(&spec, id, opts.cgroups_optional)?;
+    cleanup.cgroup = cgroup.clone();
+    record.cgroup = cgroup.clone();
     dir.save(&record)?;
-    log::debug!("cgroup {} ready", cgroup.path());
+    if let Some(cgroup) = &cgroup {
+        log::debug!("cgroup {} ready", cgroup.path());
+    }
 
     // stdio plumbing
     let mut relay_parts = None;
@@ -330,7 +330,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     let (parent_channel, child_channel) = Channel::pair()?;
 
     let lock_fd = cleanup.dir.as_ref().expect("present").lock_fd_number();
-    let cgroup_fd = cgroup.dir_fd_for_clone();
+    let cgroup_fd = cgroup.as_ref().and_then(|c| c.dir_fd_for_clone());
     let clone_opts = CloneOptions {
         pidfd: false,
         cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
@@ -372,7 +372,9 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         if ns.new_user {
             crate::namespaces::write_id_maps(child_pid, &spec)?;
         }
-        cgroup.add_pid(child_pid)?;
+        if let Some(cgroup) = &cgroup {
+            cgroup.add_pid(child_pid)?;
+        }
         parent_channel.send(&ToChild::Continue)?;
     }
     loop {
@@ -390,7 +392,9 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 );
                 init_pid = pid;
                 cleanup.pid = Some(pid);
-                cgroup.add_pid(pid)?;
+                if let Some(cgroup) = &cgroup {
+                    cgroup.add_pid(pid)?;
+                }
                 parent_channel.send(&ToChild::Continue)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
@@ -409,7 +413,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 return Err(Error::Init(format!(
                     "container init (pid {init_pid}) exited during setup{}{}",
                     exit_note(child_pid),
-                    super::update::oom_note(Some(&cgroup), &spec)
+                    super::update::oom_note(cgroup.as_ref(), &spec)
                 )));
             }
         }

@@ -258,7 +258,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
                 stdio,
                 preserve_fds: opts.preserve_fds,
                 seccomp: seccomp.as_ref(),
-                setgroups_allowed: true,
+                setgroups_allowed: crate::namespaces::setgroups_allowed(&init.to_string()),
                 in_userns,
                 lock_fd: dir.lock_fd_number(),
             };

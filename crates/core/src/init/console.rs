@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use berth_tty::{ConsoleSocket, PtyPair, Winsize};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::paths::open_in_root;
 use crate::error::{Error, Result};
@@ -87,28 +87,17 @@ pub(crate) fn dup_stdio(fd: OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Binds the peer onto `/dev/console`, target opened without following links (an image's
-/// `/dev/console` that is a symlink, FIFO or directory is replaced inside the container's own
-/// `/dev`, never followed).
+/// Binds the peer onto `/dev/console`, fd to fd, never following or removing anything:
+/// - an existing non-directory (the image's regular file, device node, FIFO, a host `/dev`'s
+///   real console when `/dev` is bound from the host) is covered by the bind mount in place,
+///   opened `O_PATH | O_NOFOLLOW` so a FIFO cannot block and nothing is truncated (runc's
+///   CVE-2025-52565 fix; unlinking would delete a host inode when `/dev` is the host's, R-13);
+/// - a missing one is created as an empty regular file in the container's `/dev`;
+/// - a symlink or a directory there is refused (clear error, R-06): following a link could
+///   land the terminal on any file, and replacing it would modify what may be a host `/dev`.
 fn mount_console(root: BorrowedFd<'_>, peer: BorrowedFd<'_>) -> Result<()> {
     let dev = open_in_root(root, Path::new("/dev"), ResolveFlags::NO_SYMLINKS)
         .map_err(|e| Error::io("open", "/dev", e))?;
-    match rustix::fs::statat(dev.as_fd(), "console", AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => {
-            let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
-            if ft != rustix::fs::FileType::RegularFile {
-                let flags = if ft == rustix::fs::FileType::Directory {
-                    AtFlags::REMOVEDIR
-                } else {
-                    AtFlags::empty()
-                };
-                rustix::fs::unlinkat(dev.as_fd(), "console", flags)
-                    .map_err(|e| Error::io("remove", "/dev/console", e.into()))?;
-            }
-        }
-        Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(Error::io("stat", "/dev/console", e.into())),
-    }
     match rustix::fs::mknodat(
         dev.as_fd(),
         "console",
@@ -126,6 +115,20 @@ fn mount_console(root: BorrowedFd<'_>, peer: BorrowedFd<'_>) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", "/dev/console", e.into()))?;
+    let st = rustix::fs::fstat(&target).map_err(|e| Error::io("stat", "/dev/console", e.into()))?;
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::Symlink => {
+            return Err(Error::Init(
+                "terminal: /dev/console in the container is a symlink; berth neither follows nor replaces it".into(),
+            ));
+        }
+        rustix::fs::FileType::Directory => {
+            return Err(Error::Init(
+                "terminal: /dev/console in the container is a directory; berth cannot bind the terminal onto it".into(),
+            ));
+        }
+        _ => {}
+    }
     super::rootfs::attach_bind(peer, target.as_fd(), false, &Default::default())
         .map_err(|e| Error::io("bind the terminal onto", "/dev/console", e))?;
     Ok(())

@@ -113,13 +113,20 @@ fn wait_for(channel: &Channel, want: &ToChild) -> Result<()> {
 
 /// The first steps of every child: default signal handling and an empty mask (berth blocked
 /// signals for its relay), and not dumpable until exec so the container cannot ptrace berth's
-/// code or reach its fds (CVE-2016-9962).
-fn child_prologue() -> Result<()> {
+/// code or reach its fds (CVE-2016-9962). An init whose id maps an unprivileged berth writes
+/// stays dumpable until they are written ([`NsPlan::dumpable_until_mapped`]).
+fn child_prologue(keep_dumpable: bool) -> Result<()> {
     berth_sys::signal::reset_dispositions().map_err(|e| Error::sys("reset signal handlers", e))?;
     berth_sys::signal::unblock_all().map_err(|e| Error::sys("unblock signals", e))?;
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))?;
+    if !keep_dumpable {
+        not_dumpable()?;
+    }
     Ok(())
+}
+
+fn not_dumpable() -> Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
 }
 
 /// Joins the namespaces the plan lists by fd (user first), for the general path.
@@ -148,6 +155,7 @@ fn enter_namespaces(ns: &NsPlan, channel: &Channel) -> Result<()> {
             pid: rustix::process::getpid().as_raw_nonzero().get(),
         })?;
         wait_for(channel, &ToChild::IdMapDone)?;
+        not_dumpable()?;
     }
     if let Some(offsets) = &ns.time_offsets {
         std::fs::write("/proc/self/timens_offsets", offsets)
@@ -196,15 +204,17 @@ fn init_steps<'c>(
     reporter: &mut Reporter<'c>,
 ) -> Result<Error> {
     berth_sys::fd::close_inherited(cfg.lock_fd);
-    child_prologue()?;
+    child_prologue(cfg.ns.dumpable_until_mapped)?;
     enter_namespaces(cfg.ns, channel)?;
     wait_for(channel, &ToChild::Continue)?;
+    not_dumpable()?;
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     if cfg.ns.new_cgroup {
         berth_sys::process::unshare(libc::CLONE_NEWCGROUP as u64)
             .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
     }
     become_root_in_userns(cfg.ns)?;
+    let setgroups_allowed = crate::namespaces::setgroups_allowed("self");
     let spec = cfg.spec;
     let process = spec
         .process
@@ -321,7 +331,7 @@ fn init_steps<'c>(
         cfg.seccomp,
         guard,
         cfg.preserve_fds,
-        cfg.ns.setgroups_allowed,
+        setgroups_allowed,
     ))
 }
 
@@ -495,7 +505,7 @@ pub(crate) fn run_tenant(cfg: TenantConfig<'_>, channel: Channel) -> ! {
 
 fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
     berth_sys::fd::close_inherited(cfg.lock_fd);
-    child_prologue()?;
+    child_prologue(false)?;
     process::set_exec_affinity(cfg.process, process::AffinityStage::Initial)?;
     join_namespaces(&cfg.joins)?;
     rustix::process::fchdir(&cfg.root)

@@ -124,8 +124,11 @@ fn propagation_flags(name: &str) -> Result<u64> {
 
 /// `MOUNT_ATTR_*` bits for the flag words of a bind mount's options.
 fn bind_attrs(opts: &MountOptions) -> MountAttr {
-    let f = opts.flags;
-    let c = opts.clear_flags;
+    attrs_for(opts.flags, opts.clear_flags)
+}
+
+/// `MOUNT_ATTR_*` bits for `MS_*` flags to set (`f`) and to clear (`c`).
+fn attrs_for(f: u64, c: u64) -> MountAttr {
     let mut attr = MountAttr::default();
     let pairs = [
         (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
@@ -217,14 +220,31 @@ fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<(
     let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     let source = m.source.as_ref().map(|s| s.to_string_lossy().into_owned());
     let data = mount_data(typ, &opts.data, plan);
-    sysmount::mount_at_fd(
+    match sysmount::mount_at_fd(
         Some(source.as_deref().unwrap_or(typ)),
         target.as_fd(),
         Some(typ),
         flags,
         Some(&data),
-    )
-    .map_err(|e| mount_err(m, typ, e))?;
+    ) {
+        Ok(()) => {}
+        // A user namespace may mount sysfs only with a network namespace it owns; without one
+        // the host's /sys is bound instead, read-only etc. all the way down (runc's rootless
+        // template does this in the config; berth does it for any such config).
+        Err(e) if typ == "sysfs" && plan.userns && e.raw_os_error() == Some(libc::EPERM) => {
+            let host = rustix::fs::open(
+                "/sys",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| mount_err(m, "open the host's /sys", e.into()))?;
+            let mut attr = attrs_for(flags, 0);
+            keep_locked(host.as_fd(), &mut attr);
+            attach_bind_rec(host.as_fd(), target.as_fd(), &attr)
+                .map_err(|e| mount_err(m, "bind the host's /sys (no network namespace)", e))?;
+        }
+        Err(e) => return Err(mount_err(m, typ, e)),
+    }
     if let Some(old) = old_dir {
         let new = open_in_root_with(
             root,
@@ -315,14 +335,66 @@ fn bind_mount(
         ensure_file(root, &m.destination)
     }
     .map_err(|e| mount_err(m, "create mount point", e))?;
-    attach_bind(
-        src.as_fd(),
-        target.as_fd(),
-        opts.recursive,
-        &bind_attrs(opts),
-    )
-    .map_err(|e| mount_err(m, "bind", e))?;
+    let mut attr = bind_attrs(opts);
+    if plan.userns {
+        keep_locked(src.as_fd(), &mut attr);
+    }
+    attach_bind(src.as_fd(), target.as_fd(), opts.recursive, &attr)
+        .map_err(|e| mount_err(m, "bind", e))?;
     finish_attrs(root, m, opts)
+}
+
+/// In a user namespace every mount copied from the host is locked: its read-only, nosuid,
+/// nodev, noexec and atime settings cannot be cleared (`EPERM`). A bind of such a source keeps
+/// them rather than fail, as runc does on remount: the flags the source has are taken out of
+/// `attr_clr`, and an access-time change is dropped.
+fn keep_locked(src: BorrowedFd<'_>, attr: &mut MountAttr) {
+    use rustix::fs::StatVfsMountFlags as F;
+    let Ok(st) = rustix::fs::fstatvfs(src) else {
+        return;
+    };
+    for (f, a) in [
+        (F::RDONLY, sysmount::MOUNT_ATTR_RDONLY),
+        (F::NOSUID, sysmount::MOUNT_ATTR_NOSUID),
+        (F::NODEV, sysmount::MOUNT_ATTR_NODEV),
+        (F::NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
+    ] {
+        if st.f_flag.contains(f) && attr.attr_clr & a != 0 {
+            log::debug!("keeping the source's locked mount flag {f:?}");
+            attr.attr_clr &= !a;
+        }
+    }
+    if attr.attr_clr & sysmount::MOUNT_ATTR_ATIME_MASK != 0 {
+        attr.attr_clr &= !sysmount::MOUNT_ATTR_ATIME_MASK;
+        attr.attr_set &= !sysmount::MOUNT_ATTR_ATIME_MASK;
+    }
+}
+
+/// Like [`attach_bind`] for a recursive bind whose attributes apply to every mount of the tree.
+fn attach_bind_rec(
+    src: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    let tree = rustix::mount::open_tree(
+        src,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH
+            | OpenTreeFlags::AT_RECURSIVE,
+    )?;
+    if attr.attr_set != 0 || attr.attr_clr != 0 {
+        sysmount::mount_setattr(tree.as_fd(), true, attr)?;
+    }
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
 }
 
 /// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
