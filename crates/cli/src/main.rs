@@ -41,7 +41,10 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         );
     }
     let rootless: RootlessMode = cli.rootless.as_deref().unwrap_or("auto").parse()?;
-    let root = cli.root.clone().unwrap_or_else(berth_core::rootless::default_root);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(berth_core::rootless::default_root);
     if let Some(code) = monitor_cmds::intercept(&root, &cli.command, cli.debug)? {
         return Ok(code);
     }
@@ -193,14 +196,14 @@ impl std::fmt::Display for ExecFailed {
 
 impl std::error::Error for ExecFailed {}
 
-/// runc's `list --format json` objects: the state plus `owner` from the state dir's uid.
-fn list_json(states: &[berth_spec::State]) -> Vec<serde_json::Value> {
+/// runc's `list --format json` objects: the state plus `owner` from the state dir's uid, in
+/// runc's field order (ociVersion, id, pid, …; bats' list.bats matches the text).
+fn list_json(states: &[berth_spec::State]) -> Vec<berth_spec::State> {
     states
         .iter()
-        .map(|s| {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["owner"] = serde_json::Value::String(table::owner_name());
-            v
+        .map(|s| berth_spec::State {
+            owner: table::owner_name(),
+            ..s.clone()
         })
         .collect()
 }

@@ -1,7 +1,9 @@
-//! The device cgroup rules a container gets: the config's `linux.resources.devices`, then an
-//! allow rule for every `linux.devices` entry, then runc's default allow list (mknod of any
-//! device, the default devices, ptys and ptmx, tun). runc appends the same list
-//! (`specconv.AllowedDevices`), so configs written for runc behave the same under berth.
+//! The device cgroup rules a container gets: the config's `linux.resources.devices`, then runc's
+//! default allow list (mknod of any device, the default devices, ptys and ptmx, tun). runc
+//! appends the same list (`specconv.AllowedDevices`) and, like berth, adds no rule for the
+//! `linux.devices` nodes: a node the rules deny exists but cannot be opened (runc's dev.bats
+//! "device cgroup deny"). Callers that want a device usable allow it in `resources.devices`, as
+//! podman, containerd and CRI do.
 
 use berth_spec::{DeviceCgroup, Spec};
 
@@ -39,13 +41,6 @@ pub fn effective_rules(spec: &Spec) -> Vec<DeviceCgroup> {
         .and_then(|l| l.resources.as_ref())
         .map(|r| r.devices.clone())
         .unwrap_or_default();
-    for d in linux.map(|l| l.devices.as_slice()).unwrap_or_default() {
-        let typ = if d.typ == "u" { "c" } else { d.typ.as_str() };
-        if typ == "p" {
-            continue;
-        }
-        rules.push(allow(typ, Some(d.major), Some(d.minor), "rwm"));
-    }
     rules.extend(default_allowed());
     rules
 }
@@ -55,7 +50,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_come_last() {
+    fn defaults_come_last_and_devices_get_no_rule() {
         let mut spec = Spec::default();
         let mut linux = berth_spec::Linux {
             resources: Some(berth_spec::Resources {
@@ -80,8 +75,11 @@ mod tests {
         spec.linux = Some(linux);
         let rules = effective_rules(&spec);
         assert!(!rules[0].allow);
-        assert_eq!(rules[1].major, Some(10));
-        assert_eq!(rules[1].minor, Some(229));
-        assert_eq!(rules.len(), 2 + default_allowed().len());
+        assert_eq!(&rules[1..], default_allowed().as_slice());
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.major == Some(10) && r.minor == Some(229))
+        );
     }
 }

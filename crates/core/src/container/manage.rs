@@ -36,6 +36,16 @@ pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
     let dir = store.open(id)?;
     let record = dir.load()?;
     let status = super::status(&dir, &record);
+    if all && status == Status::Stopped {
+        // As runc: `kill --all` of a stopped container signals whatever is left in its cgroup
+        // and succeeds (containerd's shim sends it while tearing a task down).
+        if let Some(cg) = &record.cgroup {
+            if let Err(e) = cg.kill_all(signal) {
+                log::debug!("kill --all {id}: stopped container's cgroup: {e}");
+            }
+        }
+        return Ok(());
+    }
     if matches!(status, Status::Stopped | Status::Creating) {
         return Err(Error::NotRunning(id.to_string()));
     }

@@ -453,10 +453,15 @@ fn finish_and_exec(
                 filter.load()?;
             }
         }
+        // As runc: the cwd is tried first with root's capabilities (a cwd only berth may enter
+        // works) and, if that fails, again as the user (a cwd only the user may enter works).
+        let cwd_entered = process::enter_cwd(&process.cwd).is_ok();
         caps.apply_bounding()?;
         process::set_identity(process, setgroups_allowed)?;
         caps.apply_rest()?;
-        process::enter_cwd(&process.cwd)?;
+        if !cwd_entered {
+            process::enter_cwd(&process.cwd)?;
+        }
         let env = process::environment(process);
         let program = process::look_path(&process.args[0], &env)?;
         process::prepare_fds(preserve_fds)?;

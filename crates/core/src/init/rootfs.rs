@@ -87,9 +87,18 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
 
     // 3. The spec's mounts.
     let mut dev_from_host = false;
+    let dev_read_only = read_only_dev(plan.spec);
     for m in &plan.spec.mounts {
-        mount_one(root.as_fd(), plan, m)?;
         let opts = parse_mount_options(&m.options);
+        if dev_read_only.is_some_and(|ro| std::ptr::eq(ro, m)) {
+            // A read-only /dev is mounted writable: step 4, the later /dev/* mounts and the
+            // console need it; `finalize` makes it read-only (as runc, runc#3248).
+            let mut writable = m.clone();
+            writable.options.retain(|o| o != "ro");
+            mount_one(root.as_fd(), plan, &writable)?;
+            continue;
+        }
+        mount_one(root.as_fd(), plan, m)?;
         if m.destination == Path::new("/dev") && (opts.bind || m.typ.as_deref() == Some("bind")) {
             dev_from_host = true;
         }
@@ -503,6 +512,7 @@ pub(crate) fn shared_propagation(spec: &Spec) -> Result<Option<u64>> {
 pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool, shared: Option<u64>) -> Result<()> {
     rustix::process::fchdir(root).map_err(|e| Error::sys("chdir into rootfs", e))?;
     if no_pivot {
+        hide_outer_proc_and_sys()?;
         sysmount::mount(Some("."), "/", None, libc::MS_MOVE, None)
             .map_err(|e| Error::sys("move rootfs to / (--no-pivot)", e))?;
         rustix::process::chroot(".")
@@ -523,6 +533,83 @@ pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool, shared: Option<u64>) -
     Ok(())
 }
 
+/// The spec's `/dev` mount when it is a read-only filesystem (not a bind mount).
+fn read_only_dev(spec: &Spec) -> Option<&Mount> {
+    spec.mounts.iter().find(|m| {
+        let opts = parse_mount_options(&m.options);
+        m.destination == Path::new("/dev")
+            && !opts.bind
+            && m.typ.as_deref() != Some("bind")
+            && opts.flags & libc::MS_RDONLY != 0
+    })
+}
+
+/// `--no-pivot` leaves the mounts outside the rootfs in the container's mount namespace (out of
+/// sight of the chroot). The kernel lets a process with a user namespace mount a new procfs or
+/// sysfs while a *full* one is anywhere in its mount namespace, which would undo maskedPaths;
+/// so, as runc's `msMoveRoot`, every full proc and sysfs mount outside the rootfs (the cwd) is
+/// detached, or covered with a tmpfs where it cannot be.
+fn hide_outer_proc_and_sys() -> Result<()> {
+    let rootfs = rustix::process::getcwd(Vec::new()).map_err(|e| Error::sys("getcwd", e))?;
+    let rootfs = rootfs.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read", Path::new("/proc/self/mountinfo"), e))?;
+    let mut points = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let fstype = post.split(' ').next().unwrap_or_default();
+        if f.len() < 5 || f[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let point = unescape_mountinfo(f[4]);
+        if point == rootfs || point.starts_with(&format!("{}/", rootfs.trim_end_matches('/'))) {
+            continue;
+        }
+        points.push(point);
+    }
+    for p in points {
+        match sysmount::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Ok(()) => {}
+            // Gone with a parent detached before.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(Error::sys(format!("make {p} a slave (--no-pivot)"), e)),
+        }
+        match rustix::mount::unmount(p.as_str(), rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => {
+                sysmount::mount(Some("tmpfs"), &p, Some("tmpfs"), 0, None)
+                    .map_err(|e| Error::sys(format!("cover {p} (--no-pivot)"), e))?
+            }
+            Err(e) => return Err(Error::sys(format!("unmount {p} (--no-pivot)"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, …).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if let (b'\\', Some(d)) = (b[i], octal) {
+            let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+            out.push(u8::try_from(v).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Step 6, after `pivot_root`: sysctls are written by the caller; this does `readonlyPaths`,
 /// `maskedPaths` and `root.readonly`.
 pub(crate) fn finalize(spec: &Spec) -> Result<()> {
@@ -532,6 +619,16 @@ pub(crate) fn finalize(spec: &Spec) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|e| Error::sys("open /", e))?;
+    if let Some(m) = read_only_dev(spec) {
+        let fd = open_in_root(root.as_fd(), &m.destination, ResolveFlags::empty())
+            .map_err(|e| mount_err(m, "reopen mount", e))?;
+        let attr = MountAttr {
+            attr_set: sysmount::MOUNT_ATTR_RDONLY,
+            ..MountAttr::default()
+        };
+        sysmount::mount_setattr(fd.as_fd(), false, &attr)
+            .map_err(|e| mount_err(m, "make read-only", e))?;
+    }
     if let Some(linux) = &spec.linux {
         for p in &linux.readonly_paths {
             readonly_path(root.as_fd(), Path::new(p))?;
