@@ -362,6 +362,10 @@ pub(crate) fn after_delete(root: &Path, id: &str) {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 log::warn!("remove {}: {e}", dir.display());
             }
+            // `@monitor` goes too when it is empty.
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -238,7 +238,12 @@ fn remove_monitor_dir(dir: BorrowedFd<'_>, path: &Path) {
         }
     }
     clear(dir);
-    let _ = std::fs::remove_dir(path);
+    if std::fs::remove_dir(path).is_ok() {
+        // The last monitor of this root takes `@monitor` with it (ENOTEMPTY otherwise).
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// The monitor directory of container `id` under runtime root `root`.
@@ -320,12 +325,17 @@ impl Monitor {
                 cfg.id
             )));
         }
-        mkdir_private(&root_path.join(MONITOR_DIR))?;
         let dir_path = monitor_dir(&root_path, &cfg.id);
-        let fresh = match rustix::fs::mkdir(&dir_path, Mode::from_raw_mode(0o700)) {
-            Ok(()) => true,
-            Err(Errno::EXIST) => false,
-            Err(e) => return Err(MonitorError::sys("mkdir", dir_path.display(), e)),
+        let mut tries = 0;
+        let fresh = loop {
+            mkdir_private(&root_path.join(MONITOR_DIR))?;
+            match rustix::fs::mkdir(&dir_path, Mode::from_raw_mode(0o700)) {
+                Ok(()) => break true,
+                Err(Errno::EXIST) => break false,
+                // Another root's last monitor removed `@monitor` just now: make it again.
+                Err(Errno::NOENT) if tries < 5 => tries += 1,
+                Err(e) => return Err(MonitorError::sys("mkdir", dir_path.display(), e)),
+            }
         };
         mkdir_private(&dir_path)?;
         let dir = open_dir(&dir_path)?;
@@ -851,14 +861,30 @@ impl Monitor {
                 }
             }
             JobKind::Create => {
-                self.report(Err(runtime::last_error(&output)));
+                let msg = if output.trim().is_empty() {
+                    format!(
+                        "{runtime} create {} {status} without an error message",
+                        self.cfg.id
+                    )
+                } else {
+                    runtime::last_error(&output)
+                };
+                self.report(Err(msg));
                 self.life = Life::Failing;
                 self.quit = Some(1);
                 remove_monitor_dir(self.dir.as_fd(), &self.dir_path);
             }
             JobKind::Start if ok => self.became_ready(),
             JobKind::Start => {
-                return self.fail_started(runtime::last_error(&output));
+                let msg = if output.trim().is_empty() {
+                    format!(
+                        "{runtime} start {} {status} without an error message",
+                        self.cfg.id
+                    )
+                } else {
+                    runtime::last_error(&output)
+                };
+                return self.fail_started(msg);
             }
             JobKind::Delete => {
                 if !ok {

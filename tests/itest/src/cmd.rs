@@ -251,10 +251,14 @@ impl Cmd {
         .unwrap_or_else(|e| panic!("pidfd_open for `{}`: {e}", self.label));
         let signal_fd = pidfd.try_clone().expect("dup pidfd");
         let mut stdin = child.stdin.take();
-        if let (Some(b), Some(mut w)) = (bytes, stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = w.write_all(&b);
-            });
+        // Only `Input::Bytes` hands the pipe to a writer thread; `Input::Pipe` keeps it for
+        // `Running::take_stdin`.
+        if let Some(b) = bytes {
+            if let Some(mut w) = stdin.take() {
+                std::thread::spawn(move || {
+                    let _ = w.write_all(&b);
+                });
+            }
         }
         let out = child.stdout.take().map(OwnedFd::from);
         let err = child.stderr.take().map(OwnedFd::from);

@@ -186,7 +186,9 @@ impl Guard {
         if let Ok(rd) = std::fs::read_dir(&self.root) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if e.path().is_dir() && !ids.contains(&n) {
+                // `@monitor` (berth's console monitors) is not a container: `@` is not valid
+                // in ids. Treating it as one would kill every process naming a monitor path.
+                if e.path().is_dir() && !ids.contains(&n) && !n.starts_with('@') {
                     ids.push(n);
                 }
             }
