@@ -57,7 +57,17 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         _ => None,
     };
     if let Some(n) = preserve {
-        berth_core::exeseal::ensure_sealed(n, &root)?;
+        // `exec -p <(…)`: the process file is an fd the re-exec must not close.
+        let keep: Vec<i32> = match &cli.command {
+            Command::Exec(a) => a
+                .process
+                .as_deref()
+                .and_then(berth_core::exeseal::fd_of_path)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep)?;
     }
     let cgroups_optional = rootless.cgroups_optional();
     let rt = Runtime::new(&root);

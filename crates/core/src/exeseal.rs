@@ -103,12 +103,26 @@ fn forced_method() -> Result<Option<Method>> {
 /// fds from 3 up stay open across the re-exec; every other fd from 3 up is closed by it.
 /// `scratch` is a directory berth owns (the state root), used as the overlay's empty layer.
 pub fn ensure_sealed(preserve_fds: u32, scratch: &Path) -> Result<()> {
+    ensure_sealed_keeping(preserve_fds, scratch, &[])
+}
+
+/// [`ensure_sealed`], also keeping the fds in `keep` open across the re-exec: a file berth
+/// itself still has to read afterwards, such as `exec --process /dev/fd/63` from a shell's
+/// process substitution (runc's tty.bats does that). They never reach the container: the init
+/// and `exec` close every fd above the preserved ones before `execve`.
+pub fn ensure_sealed_keeping(preserve_fds: u32, scratch: &Path, keep: &[i32]) -> Result<()> {
     let exe = open_self_exe()?;
     if protection_of(exe.as_fd()).is_some() {
         return Ok(());
     }
     berth_sys::process::cloexec_fds_from(3 + preserve_fds)
         .map_err(|e| Error::sys("mark inherited fds close-on-exec (close_range)", e))?;
+    for &fd in keep {
+        if let Some(b) = berth_sys::fd::borrow_raw(fd) {
+            berth_sys::process::clear_cloexec(b)
+                .map_err(|e| Error::sys(format!("keep fd {fd} across the re-exec"), e))?;
+        }
+    }
     let method = match forced_method()? {
         Some(m) => m,
         None if rustix::process::geteuid().is_root() => Method::Overlay,
@@ -138,6 +152,16 @@ pub fn ensure_sealed(preserve_fds: u32, scratch: &Path) -> Result<()> {
         "re-execute berth from its sealed copy (CVE-2019-5736 protection)",
         err,
     ))
+}
+
+/// The fd number a path such as `/dev/fd/63` or `/proc/self/fd/63` names, if it is one.
+pub fn fd_of_path(path: &Path) -> Option<i32> {
+    let s = path.to_str()?;
+    ["/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .and_then(|n| n.parse().ok())
+        .filter(|&n: &i32| n > 2)
 }
 
 fn to_cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
