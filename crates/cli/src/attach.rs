@@ -275,6 +275,7 @@ pub(crate) fn recv_packet(
     } else {
         RecvFlags::TRUNC
     };
+    let mut reset = false;
     loop {
         match rustix::net::recv(fd, &mut *buf, flags) {
             Ok((_, 0)) => return Ok(None),
@@ -284,6 +285,9 @@ pub(crate) fn recv_packet(
             Ok((_, n)) => return Ok(Some(Some(n))),
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => return Ok(Some(None)),
+            // A reset is reported once, before the frames still queued (the monitor's last
+            // words, e.g. an error): read on until they are gone.
+            Err(Errno::CONNRESET) if !reset => reset = true,
             Err(Errno::CONNRESET) => return Ok(None),
             Err(e) => {
                 return Err(std::io::Error::from(e)).context("receive from the console monitor");

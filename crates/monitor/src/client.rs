@@ -235,6 +235,7 @@ fn check_lag(c: &mut Client, term: &mut Term) {
         }
         Flow::Disconnect => {
             c.drops += lag;
+            term.clients.retain(|&x| x != c.id);
             c.fail(
                 ErrorCode::TooSlow,
                 &format!(
@@ -365,6 +366,7 @@ pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> 
                 } else if let (Some(exit), true, false) = (term.exit, term.drained, c.exit_sent) {
                     c.queue(&Frame::Exit(exit));
                     c.exit_sent = true;
+                    term.clients.retain(|&x| x != c.id);
                     c.close_when_flushed = true;
                     c.state = State::Closing;
                 } else {

@@ -1109,6 +1109,15 @@ impl Monitor {
             if let Ok(v) = (Frame::Error { code, message: msg }).to_vec() {
                 let _ = sock::send(fd.as_fd(), &v);
             }
+            // The client's first frame may be on its way: give it a moment so the close does
+            // not reset the connection before our error is read.
+            let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+            let ts = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            let _ = rustix::event::poll(&mut p, Some(&ts));
+            sock::discard_input(fd.as_fd());
         };
         let (pid, uid) = match sock::peer_cred(fd.as_fd()) {
             Ok(c) => c,
@@ -1528,6 +1537,7 @@ impl Monitor {
 
     fn close_client(&mut self, id: u32) {
         if let Some(c) = self.clients.remove(&id) {
+            sock::discard_input(c.fd.as_fd());
             if let State::Attached { term } = c.state {
                 self.detach_from_term(id, term);
             }

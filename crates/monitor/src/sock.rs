@@ -188,6 +188,19 @@ fn hung_up(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// Reads and discards what the peer sent and we did not read, so that closing the socket does
+/// not reset the connection: a reset would make the peer lose the frames we sent last (an
+/// error frame explaining why we close).
+pub fn discard_input(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 512];
+    for _ in 0..1024 {
+        match rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT | RecvFlags::TRUNC) {
+            Ok((_, 0)) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Sends one packet gathered from `parts`; `Ok(false)` if the socket is full (nothing sent).
 pub fn send_parts(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> Result<bool, Errno> {
     let iov: Vec<IoSlice<'_>> = parts
