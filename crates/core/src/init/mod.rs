@@ -312,6 +312,19 @@ fn init_steps<'c>(
     rootfs::finalize(spec)?;
     process_limits(process)?;
     process::set_personality(spec.linux.as_ref().and_then(|l| l.personality.as_ref()))?;
+    // As runc: a program that is not there fails `create`, not `start`. podman and containerd
+    // show a create failure with the runtime's message (and podman exits 127 for "executable
+    // file not found" / "no such file or directory"); a failed `start` is only "exit status 1".
+    let program = process::look_path(&process.args[0], &process::environment(process))?;
+    if program.is_absolute() {
+        std::fs::metadata(&program).map_err(|e| {
+            Error::Init(format!(
+                "exec: {:?}: stat {}: {e}",
+                process.args[0],
+                program.display()
+            ))
+        })?;
+    }
 
     channel.send(&ToParent::Ready)?;
     match cfg.gate {
