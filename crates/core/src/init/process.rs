@@ -22,16 +22,23 @@ use crate::error::{Error, Result};
 
 /// Applies `process.rlimits`.
 pub(crate) fn set_rlimits(process: &Process) -> Result<()> {
-    for r in &process.rlimits {
-        let resource = rlimit_resource(&r.typ)
-            .ok_or_else(|| Error::Init(format!("process.rlimits: unknown type {:?}", r.typ)))?;
+    for (i, r) in process.rlimits.iter().enumerate() {
+        let resource = rlimit_resource(&r.typ).ok_or_else(|| {
+            Error::Init(format!(
+                "process.rlimits[{i}].type: unknown type {:?}",
+                r.typ
+            ))
+        })?;
         let limit = rustix::process::Rlimit {
             current: (r.soft != u64::MAX).then_some(r.soft),
             maximum: (r.hard != u64::MAX).then_some(r.hard),
         };
         rustix::process::setrlimit(resource, limit).map_err(|e| {
             Error::sys(
-                format!("setrlimit {} (soft {}, hard {})", r.typ, r.soft, r.hard),
+                format!(
+                    "process.rlimits[{i}]: setrlimit {} (soft {}, hard {})",
+                    r.typ, r.soft, r.hard
+                ),
                 e,
             )
         })?;
