@@ -103,13 +103,22 @@ impl Screen {
         (r.get(), c.get())
     }
 
-    /// Escape sequences that draw the current screen on a terminal: enter the alternate screen
-    /// if the program is on it, then vt100's `state_formatted` (clear, cells with attributes,
-    /// cursor position and visibility, input modes). Call [`Screen::catch_up_all`] first.
+    /// Escape sequences that draw the current screen on a terminal: vt100's `state_formatted`
+    /// (clear, cells with attributes, cursor position and visibility, input modes). When the
+    /// program is on the alternate screen, the main screen underneath is drawn first (from a
+    /// copy of the model that left the alternate screen, so with the cursor the program saved
+    /// on entering it), then `ESC[?1049h` switches over: when the program later leaves the
+    /// alternate screen, the re-attached terminal shows what a terminal that stayed would.
+    /// Call [`Screen::catch_up_all`] first.
     pub fn repaint_bytes(&self) -> Vec<u8> {
         let s = self.parser.screen();
         let mut v = Vec::new();
         if s.alternate_screen() {
+            let (rows, cols) = s.size();
+            let mut main = vt100::Parser::new(rows, cols, 0);
+            *main.screen_mut() = s.clone();
+            main.process(b"\x1b[?1049l");
+            v.extend_from_slice(main.screen().state_formatted().as_bytes());
             v.extend_from_slice(b"\x1b[?1049h");
         }
         v.extend_from_slice(s.state_formatted().as_bytes());
@@ -169,7 +178,6 @@ mod tests {
         s.catch_up_all(&ring);
         assert!(s.alternate());
         let repaint = s.repaint_bytes();
-        assert!(repaint.starts_with(b"\x1b[?1049h"));
         let mut other = vt100::Parser::new(nz(6), nz(30), 0);
         other.process(&repaint);
         assert_eq!(other.screen().contents(), s.parser.screen().contents());
@@ -178,6 +186,15 @@ mod tests {
         assert_eq!(
             other.screen().cell(0, 0).unwrap().fgcolor(),
             vt100::Color::Idx(1)
+        );
+        // Leaving the alternate screen shows the main screen and cursor in both.
+        s.parser.process(b"\x1b[?1049l");
+        other.process(b"\x1b[?1049l");
+        assert_eq!(other.screen().contents(), "main screen text");
+        assert_eq!(other.screen().contents(), s.parser.screen().contents());
+        assert_eq!(
+            other.screen().cursor_position(),
+            s.parser.screen().cursor_position()
         );
     }
 
