@@ -5,7 +5,8 @@
 //!   probe); [`install_attack`] puts it into a bundle's rootfs as `/attack`.
 //! - [`with_fds`] starts the runtime under `berth-attack with-fds P --`: fds 3..3+P are memfds
 //!   named `preserved-N` (for `--preserve-fds P`) and after them sit a directory, an `O_PATH`
-//!   fd and a socket pair, none close-on-exec: what a careless caller leaks to a runtime.
+//!   fd and a socket pair, none close-on-exec: what a careless caller leaks to a runtime
+//!   ([`with_dir_fds`]: the preserved fds are host directories).
 //! - [`Markers`] is crun's outside-marker pattern (`test_dev_symlink_does_not_populate_outside_
 //!   rootfs`): a host directory with known entries, compared byte for byte (type, mode, content,
 //!   link target, listing) after the run.
@@ -54,6 +55,21 @@ where
 {
     Cmd::new(attack_path())
         .args(["with-fds", &preserve.to_string(), "--"])
+        .arg(rt.bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(args)
+}
+
+/// Like [`with_fds`], with the preserved fds being the host's `/tmp` (`O_DIRECTORY`), as a
+/// caller might hand a runtime a directory to pass on.
+pub fn with_dir_fds<I, S>(rt: &Runtime, preserve: u32, args: I) -> Cmd
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Cmd::new(attack_path())
+        .args(["with-fds", &preserve.to_string(), "--dirs", "--"])
         .arg(rt.bin())
         .arg("--root")
         .arg(rt.root())

@@ -76,3 +76,138 @@ fn exec_with_and_without_terminal() {
     let fds = only_stdio(&text);
     assert!(fds.values().all(|v| v.starts_with("/dev/pts/")), "{text}");
 }
+
+/// How the container process of the F-01 matrix is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path_ {
+    Run,
+    CreateStart,
+    Exec,
+}
+
+/// Starts `/probe fds` by `path`, terminal on or off, foreground or detached, with
+/// `preserve` preserved fds, under `berth-attack with-fds` (junk non-CLOEXEC fds: a
+/// directory, an O_PATH fd, a socket pair after the preserved ones). Returns the probe's text.
+fn fds_of(path: Path_, terminal: bool, detached: bool, preserve: u32) -> String {
+    use berth_itest::attack::with_fds;
+    use berth_itest::{Cmd, ConsoleReceiver};
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    let name = format!(
+        "f01-{path:?}-t{}-d{}-p{preserve}",
+        terminal as u8, detached as u8
+    );
+    let id = rt.id(&name);
+    rt.guard().track_bundle(b.path());
+    let p = preserve.to_string();
+    let out_file = b.path().join("out.txt");
+    let file_sink = || Sink::Fd(std::fs::File::create(&out_file).expect("out file").into());
+    let read_file = |what: &str| -> String {
+        berth_itest::wait_until(what, T, || {
+            std::fs::read_to_string(&out_file)
+                .ok()
+                .filter(|t| t.contains("fds "))
+        })
+    };
+    // The probe for run/create; exec uses a sleeping container.
+    if path == Path_::Exec {
+        rt.run_detached(&b, &id);
+        rt.wait_for_status(&id, "running", T);
+    } else {
+        b.terminal(terminal).probe(&["fds"]);
+    }
+    let args: Vec<String> = match path {
+        Path_::Run if detached => ["run", "-d", "--preserve-fds", &p]
+            .map(String::from)
+            .to_vec(),
+        Path_::Run => ["run", "--preserve-fds", &p].map(String::from).to_vec(),
+        Path_::CreateStart => ["create", "--preserve-fds", &p].map(String::from).to_vec(),
+        Path_::Exec => {
+            let mut v: Vec<String> = vec!["exec".into(), "--preserve-fds".into(), p.clone()];
+            if terminal {
+                v.push("-t".into());
+            }
+            if detached {
+                v.push("-d".into());
+            }
+            v
+        }
+    };
+    let cmd = |extra: &[&str]| -> Cmd {
+        let mut c = with_fds(&rt, preserve, &args);
+        c = c.args(extra);
+        if path == Path_::Exec {
+            c.arg(&id).args(["/probe", "fds"])
+        } else {
+            c.arg("--bundle").arg(b.path()).arg(&id)
+        }
+    };
+    let detached_tty = terminal && (detached || path == Path_::CreateStart);
+    let text = if detached_tty {
+        let recv = ConsoleReceiver::new();
+        let sock = recv.path().to_string_lossy().into_owned();
+        cmd(&["--console-socket", &sock]).ok();
+        if path == Path_::CreateStart {
+            rt.start(&id);
+        }
+        let console = recv.recv(T);
+        String::from_utf8_lossy(&strip_cr(&console.read_until_eof(T))).into_owned()
+    } else if terminal {
+        let mut pty = Pty::new();
+        let running = pty.spawn(cmd(&[]));
+        let text = String::from_utf8_lossy(&strip_cr(&pty.read_until_eof(T))).into_owned();
+        running.wait().assert_ok();
+        text
+    } else if detached || path == Path_::CreateStart {
+        cmd(&[]).stdout(file_sink()).ok();
+        if path == Path_::CreateStart {
+            rt.start(&id);
+        }
+        read_file(&name)
+    } else {
+        cmd(&[]).ok().stdout_str()
+    };
+    drop(rt);
+    text
+}
+
+/// F-01 (runc create.bats "detect fd leak", youki fd_control): {run, create+start, exec} ×
+/// {terminal, no terminal} × {foreground, detached} × {--preserve-fds 0, 3}, the caller
+/// leaking a directory, an O_PATH fd and a socket pair: the process holds exactly 0, 1, 2 and
+/// the preserved memfds.
+#[test]
+fn f01_only_stdio_and_preserved_fds_reach_the_process() {
+    let mut cases = Vec::new();
+    for path in [Path_::Run, Path_::CreateStart, Path_::Exec] {
+        for terminal in [false, true] {
+            for detached in [false, true] {
+                if path == Path_::CreateStart && !detached {
+                    continue; // create is always detached
+                }
+                for preserve in [0u32, 3] {
+                    cases.push((path, terminal, detached, preserve));
+                }
+            }
+        }
+    }
+    assert_eq!(cases.len(), 20);
+    for (path, terminal, detached, preserve) in cases {
+        let what = format!("{path:?} terminal={terminal} detached={detached} preserve={preserve}");
+        let text = fds_of(path, terminal, detached, preserve);
+        let fds = probe_line(&text, "fds");
+        let mut want: Vec<String> = vec!["0".into(), "1".into(), "2".into()];
+        want.extend((3..3 + preserve).map(|n| n.to_string()));
+        assert_eq!(
+            fds.keys().cloned().collect::<Vec<_>>(),
+            want,
+            "{what}: unexpected fds: {text}"
+        );
+        for n in 3..3 + preserve {
+            assert_eq!(
+                fds[&n.to_string()],
+                format!("/memfd:preserved-{n} (deleted)"),
+                "{what}: fd {n} is not the caller's preserved fd: {text}"
+            );
+        }
+    }
+}

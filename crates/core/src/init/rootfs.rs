@@ -228,7 +228,7 @@ fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<(
     };
     let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     let source = m.source.as_ref().map(|s| s.to_string_lossy().into_owned());
-    let data = mount_data(typ, &opts.data, plan);
+    let data = mount_data(typ, &opts.data, plan)?;
     match sysmount::mount_at_fd(
         Some(source.as_deref().unwrap_or(typ)),
         target.as_fd(),
@@ -268,10 +268,11 @@ fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<(
 }
 
 /// The data string for a filesystem mount; berth adds `max=` to devpts instances (one container
-/// must not use up the host's ptys) unless the caller gave one.
-fn mount_data(typ: &str, data: &str, plan: &RootfsPlan<'_>) -> String {
+/// must not use up the host's ptys) unless the caller gave one. The annotation must be a
+/// number from 1 up (the kernel would refuse anything else with a bare `EINVAL`).
+fn mount_data(typ: &str, data: &str, plan: &RootfsPlan<'_>) -> Result<String> {
     if typ != "devpts" {
-        return data.to_string();
+        return Ok(data.to_string());
     }
     let mut words: Vec<String> = data
         .split(',')
@@ -285,9 +286,15 @@ fn mount_data(typ: &str, data: &str, plan: &RootfsPlan<'_>) -> String {
             .get(crate::annotations::DEVPTS_MAX)
             .cloned()
             .unwrap_or_else(|| crate::annotations::DEVPTS_MAX_DEFAULT.to_string());
+        if !max.parse::<u32>().is_ok_and(|n| n > 0) {
+            return Err(Error::Usage(format!(
+                "annotations[{}]: {max:?} is not a number of ptys from 1 up",
+                crate::annotations::DEVPTS_MAX
+            )));
+        }
         words.push(format!("max={max}"));
     }
-    words.join(",")
+    Ok(words.join(","))
 }
 
 /// Propagation and recursive attributes, applied to the mount now at the destination.

