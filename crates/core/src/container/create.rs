@@ -16,7 +16,7 @@ use berth_cgroups::CgroupManager;
 use berth_spec::Spec;
 use berth_sys::process::{CloneOptions, Forked};
 use berth_sys::signal::SignalFd;
-use berth_tty::{ConsoleSocket, Winsize};
+use berth_tty::{ConsoleSocket, HostConsole, Winsize};
 
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::error::{Error, Result};
@@ -80,40 +80,11 @@ pub(crate) enum RelayParts {
     },
 }
 
-/// The user's terminal in foreground mode.
-pub(crate) struct HostConsole {
-    /// An fd of the terminal (one of berth's stdio fds, or /dev/tty).
-    pub fd: OwnedFd,
-}
-
-impl HostConsole {
-    /// The first of stderr, stdout, stdin that is a terminal, else `/dev/tty` (runc's order).
-    pub(crate) fn find() -> Result<HostConsole> {
-        for n in [2, 1, 0] {
-            if let Some(fd) = berth_sys::fd::borrow_raw(n) {
-                if rustix::termios::isatty(fd) {
-                    let fd = fd
-                        .try_clone_to_owned()
-                        .map_err(|e| Error::sys("dup the terminal", e))?;
-                    return Ok(HostConsole { fd });
-                }
-            }
-        }
-        let fd = rustix::fs::open(
-            "/dev/tty",
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::Usage(format!("open /dev/tty: {}", std::io::Error::from(e))))?;
-        Ok(HostConsole { fd })
-    }
-
-    /// Its size, or 24x80 when it reports 0x0.
-    pub(crate) fn size(&self) -> Winsize {
-        match Winsize::get(self.fd.as_fd()) {
-            Ok(ws) if !ws.is_zero() => ws,
-            _ => Winsize { rows: 24, cols: 80 },
-        }
+/// The size the pty gets from the user's terminal: its own, or 24x80 when it reports 0x0.
+pub(crate) fn console_size(console: &HostConsole) -> Winsize {
+    match Winsize::get(console.as_fd()) {
+        Ok(ws) if !ws.is_zero() => ws,
+        _ => Winsize::DEFAULT,
     }
 }
 
@@ -143,7 +114,7 @@ pub(crate) fn initial_size(
             return Ok(Some(ws));
         }
     }
-    Ok(host.map(HostConsole::size))
+    Ok(host.map(console_size))
 }
 
 /// Undo-on-error guard for a container being created.
@@ -272,7 +243,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     let mut relay_parts = None;
     let stdio = if process.terminal {
         if mode == Mode::RunForeground {
-            let console = HostConsole::find()?;
+            let console = berth_tty::host_console()?;
             let size = initial_size(&process, Some(&console))?;
             let (child_end, parent_end) = ConsoleSocket::socketpair()?;
             let signals = berth_tty::relay::block_relay_signals()?.0;

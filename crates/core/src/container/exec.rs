@@ -14,9 +14,7 @@ use berth_tty::ConsoleSocket;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
-use super::create::{
-    HostConsole, RelayParts, check_terminal, flush_stdio, initial_size, write_pid_file,
-};
+use super::create::{RelayParts, check_terminal, flush_stdio, initial_size, write_pid_file};
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::error::{Error, Result};
 use crate::init::{StdioPlan, TenantConfig};
@@ -207,7 +205,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
                 clear_onlcr: false,
             }
         } else {
-            let console = HostConsole::find()?;
+            let console = berth_tty::host_console()?;
             let size = initial_size(&process, Some(&console))?;
             let (child_end, parent_end) = ConsoleSocket::socketpair()?;
             let signals = berth_tty::relay::block_relay_signals()?.0;

@@ -106,10 +106,10 @@ pub(crate) fn relay(parts: RelayParts, target: Pid) -> Result<ExitStatus> {
         } => {
             let (_, master) = berth_tty::recv_master(receiver.as_fd())?;
             drop(receiver);
-            let _raw = berth_tty::RawGuard::enter(console.fd.as_fd())?;
+            let _raw = berth_tty::RawGuard::enter(console.as_fd())?;
             berth_tty::RawGuard::install_panic_restore();
             let stdin = berth_sys::fd::borrow_raw(0);
-            let stdout = berth_sys::fd::borrow_raw(1).unwrap_or(console.fd.as_fd());
+            let stdout = berth_sys::fd::borrow_raw(1).unwrap_or(console.as_fd());
             let relay = Relay::terminal(
                 signals,
                 target,
@@ -117,7 +117,7 @@ pub(crate) fn relay(parts: RelayParts, target: Pid) -> Result<ExitStatus> {
                     master: master.as_fd(),
                     stdin,
                     stdout,
-                    console: Some(console.fd.as_fd()),
+                    console: Some(console.as_fd()),
                 },
             )?;
             Ok(relay.run()?)
