@@ -8,6 +8,7 @@
 
 pub mod bpf;
 pub mod fd;
+pub mod mem;
 pub mod mount;
 pub mod process;
 pub mod signal;

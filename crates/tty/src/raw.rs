@@ -133,6 +133,39 @@ fn restore_all_for_panic() {
     }
 }
 
+/// The settings a [`RawGuard`] of this process saved for the terminal `fd` refers to (the same
+/// character device), if one is active: the terminal is raw now and will be restored to them.
+pub(crate) fn guarded_settings(fd: BorrowedFd<'_>) -> Option<Termios> {
+    let rdev = tty_rdev(fd)?;
+    lock_active()
+        .iter()
+        .find(|(_, gfd, _)| tty_rdev(gfd.as_fd()) == Some(rdev))
+        .map(|(_, _, saved)| saved.clone())
+}
+
+/// The device number of a character device (a terminal), else `None`.
+pub(crate) fn tty_rdev(fd: BorrowedFd<'_>) -> Option<u64> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(st.st_rdev)
+}
+
+/// Whether the output processing `t` asks for is exactly "`\n` becomes `\r\n`" (OPOST and
+/// ONLCR, none of OCRNL, ONOCR, ONLRET, OLCUC, OFILL, and no tab expansion): what a program
+/// can do itself, byte for byte, instead of the kernel. Delay bits are ignored by Linux.
+pub(crate) fn output_is_plain_onlcr(t: &Termios) -> bool {
+    let o = t.output_modes;
+    let tabs = o & OutputModes::TABDLY;
+    o.contains(OutputModes::OPOST | OutputModes::ONLCR)
+        && !o.intersects(
+            OutputModes::OCRNL
+                | OutputModes::ONOCR
+                | OutputModes::ONLRET
+                | OutputModes::OLCUC
+                | OutputModes::OFILL,
+        )
+        && tabs != OutputModes::TAB3
+}
+
 /// The user's terminal for a foreground container with a terminal.
 #[derive(Debug)]
 pub enum HostConsole {

@@ -278,10 +278,17 @@ fn sigwinch_copies_the_host_size_and_termios_is_restored() {
         "{:?}",
         String::from_utf8_lossy(&acc)
     );
-    // The host terminal is raw while the relay runs, OPOST kept.
+    // The host terminal is raw while the relay runs. Its output flags were exactly OPOST|ONLCR,
+    // so the relay took over the newline translation: OPOST is off, and `\n` still arrives as
+    // `\r\n`.
     let t = rustix::termios::tcgetattr(&host.peer).unwrap();
     assert!(!t.local_modes.contains(rustix::termios::LocalModes::ICANON));
-    assert!(t.output_modes.contains(rustix::termios::OutputModes::OPOST));
+    assert!(!t.output_modes.contains(rustix::termios::OutputModes::OPOST));
+    assert!(
+        common::contains(&acc, b"30 100\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&acc)
+    );
 
     Winsize::new(40, 120).set(host.master.as_fd()).unwrap();
     kill(child.0.id(), libc::SIGWINCH);

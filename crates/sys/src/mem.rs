@@ -1,0 +1,119 @@
+//! Giving memory back before a long, mostly idle phase (berth's foreground relay, which lives as
+//! long as the container).
+//!
+//! - [`trim_heap`]: `malloc_trim(0)`, so what setup allocated and freed (config parsing, the
+//!   state record…) leaves the process.
+//! - [`release_code_pages`]: `madvise(MADV_DONTNEED)` on every private, read-only, executable
+//!   *file* mapping listed in `/proc/self/maps` (the program's and the libraries' code). For such
+//!   a mapping this only drops the process's page-table entries: the pages stay in the page
+//!   cache, nothing is lost (code is never written: the mappings are `r-xp`), and what the
+//!   process executes afterwards faults back in from the cache. Writable or anonymous mappings
+//!   are never touched (`MADV_DONTNEED` would discard their contents).
+//! - [`reset_peak_rss`]: writes `5` to `/proc/self/clear_refs`, which sets `VmHWM` to the
+//!   current RSS (Linux ≥ 4.0), so the peak of the phase that follows can be measured.
+
+use std::io;
+
+/// `malloc_trim(0)`: returns free heap memory to the kernel. True if memory was released.
+/// (glibc only; elsewhere it does nothing and returns false.)
+pub fn trim_heap() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: malloc_trim only walks glibc's own free lists under its arena locks; it has
+        // no preconditions.
+        unsafe { libc::malloc_trim(0) != 0 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        false
+    }
+}
+
+/// One line of `/proc/self/maps` that qualifies for [`release_code_pages`]: start, end.
+fn code_mappings(maps: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let range = f.next()?;
+            let perms = f.next()?;
+            let _offset = f.next()?;
+            let _dev = f.next()?;
+            let inode: u64 = f.next()?.parse().ok()?;
+            let path = f.next().unwrap_or("");
+            // Private, readable, executable, not writable, backed by a real file.
+            if perms != "r-xp" || inode == 0 || !path.starts_with('/') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Drops this process's resident pages of its code mappings (see the module docs); returns the
+/// number of bytes of address space advised.
+pub fn release_code_pages() -> io::Result<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let mut total = 0;
+    for (start, end) in code_mappings(&maps) {
+        // SAFETY: [start, end) is a whole mapping the kernel just listed as private, read-only
+        // and executable, backed by a file (`r-xp`, inode ≠ 0). MADV_DONTNEED on such a mapping
+        // only zaps page-table entries: its contents are the file's, unchanged (nothing can
+        // have written them), and later accesses fault the same bytes back in from the page
+        // cache. No Rust object lives in code pages, so no reference is invalidated.
+        let rc =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        total += end - start;
+    }
+    Ok(total)
+}
+
+/// Resets `VmHWM` to the current RSS (`echo 5 > /proc/self/clear_refs`).
+pub fn reset_peak_rss() -> io::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_private_read_only_code_of_files_qualifies() {
+        let maps = "\
+55d0c0000000-55d0c0010000 r--p 00000000 08:01 123 /usr/bin/berth
+55d0c0010000-55d0c0200000 r-xp 00010000 08:01 123 /usr/bin/berth
+55d0c0200000-55d0c0210000 rw-p 00200000 08:01 123 /usr/bin/berth
+7f0000000000-7f0000100000 r-xp 00000000 08:01 456 /usr/lib/libc.so.6
+7f0000200000-7f0000201000 r-xp 00000000 00:00 0 [vdso]
+7f0000300000-7f0000301000 rwxp 00000000 08:01 789 /tmp/jit
+7f0000400000-7f0000401000 r-xs 00000000 08:01 790 /tmp/shared
+7f0000500000-7f0000501000 r-xp 00000000 00:00 0
+";
+        assert_eq!(
+            code_mappings(maps),
+            vec![
+                (0x55d0c0010000, 0x55d0c0200000),
+                (0x7f0000000000, 0x7f0000100000)
+            ]
+        );
+    }
+
+    #[test]
+    fn releasing_code_pages_keeps_the_process_running() {
+        let before = std::fs::read_to_string("/proc/self/status").unwrap();
+        let advised = release_code_pages().unwrap();
+        assert!(advised > 0);
+        // Code runs again (it faults back in), and data is intact.
+        let v: Vec<u64> = (0..1000).collect();
+        assert_eq!(v.iter().sum::<u64>(), 499_500);
+        assert!(before.contains("VmRSS"));
+        trim_heap();
+        reset_peak_rss().unwrap();
+    }
+}
