@@ -202,3 +202,64 @@ fn seq_one_million_through_foreground_run_10_times() {
         check_foreground(&rt, &format!("run seq, #{i}"), &got, &want);
     }
 }
+
+/// Foreground output follows the user's own output settings: ONLCR on (the default) shows
+/// `\r\n`, ONLCR off or OPOST off shows the bytes as written. (berth translates newlines itself
+/// only when the terminal asked for exactly that; see `berth_tty::relay`.)
+#[test]
+fn foreground_output_follows_the_users_output_flags() {
+    use rustix::termios::{OptionalActions, OutputModes};
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    let n = 100_000;
+    b.terminal(true).probe(&["write", &n.to_string()]);
+    let cases: [(&str, OutputModes, bool); 4] = [
+        ("onlcr", OutputModes::empty(), true),
+        ("no-onlcr", OutputModes::ONLCR, false),
+        ("no-opost", OutputModes::OPOST, false),
+        // OCRNL as well: not plain ONLCR, so the kernel keeps translating (\n is not \r).
+        ("onlcr-ocrnl", OutputModes::empty(), true),
+    ];
+    for (name, clear, crlf) in cases {
+        let mut pty = berth_itest::Pty::new();
+        let mut t =
+            rustix::termios::tcgetattr(berth_itest::MasterIo::master_fd(&pty)).expect("tcgetattr");
+        t.output_modes.remove(clear);
+        if name == "onlcr-ocrnl" {
+            t.output_modes.insert(OutputModes::OCRNL);
+        }
+        rustix::termios::tcsetattr(
+            berth_itest::MasterIo::master_fd(&pty),
+            OptionalActions::Now,
+            &t,
+        )
+        .expect("tcsetattr");
+        let before = berth_itest::MasterIo::termios(&pty);
+        let running = pty.spawn(rt.run_cmd(&b, &rt.id(&format!("flags-{name}"))).timeout(T));
+        let got = berth_itest::MasterIo::read_until_eof(&pty, T);
+        let out = running.wait();
+        assert_eq!(out.code(), Some(0), "{name}: {out}");
+        let after = berth_itest::MasterIo::termios(&pty);
+        if rt.kind() == Kind::Crun && after != before {
+            // crun 1.8.1 does not restore byte-identically: it leaves ONLCR set.
+            let t = rustix::termios::tcgetattr(berth_itest::MasterIo::master_fd(&pty))
+                .expect("tcgetattr");
+            assert!(
+                t.output_modes.contains(OutputModes::ONLCR),
+                "{name}: {after}"
+            );
+        } else {
+            assert_eq!(after, before, "{name}: settings");
+        }
+        let want = if crlf { onlcr(&pattern(n)) } else { pattern(n) };
+        if reference(&rt) && crlf {
+            check_foreground(&rt, name, &got, &pattern(n));
+        } else if reference(&rt) {
+            // runc clears ONLCR on the container's pty only after the process started.
+            let got = strip_cr(&got);
+            assert!(got == want, "{name}: {}", first_difference(&got, &want));
+        } else {
+            assert!(got == want, "{name}: {}", first_difference(&got, &want));
+        }
+    }
+}

@@ -9,6 +9,24 @@
 //! ```
 //! The command's pty peer name is exported as `BERTH_TTY_NAME`. The exit code is the command's
 //! (128 + signal if it was killed); 125 if berth-tty-run itself failed.
+//!
+//! Benchmark drivers (used by `bench/tty.sh`; each prints one `key=value` line on stdout):
+//!
+//! ```text
+//! berth-tty-run --selftest drain [--raw-peer] [--expect N] -- COMMAND [ARG...]
+//!     COMMAND runs on a new pty (session leader, pty as controlling terminal, 24x80); the master
+//!     is read until EIO. Prints bytes, the time from the first to the last byte, MB/s, the last
+//!     VmHWM and the highest VmRSS of COMMAND's process sampled every 20 ms while it ran (the
+//!     relaying runtime when COMMAND is `berth run`), and that process's CPU time (user+system,
+//!     last sample). --raw-peer: make the pty raw first (the baseline).
+//! berth-tty-run --selftest echo-rtt N -- COMMAND [ARG...]
+//!     COMMAND runs on a new pty and must print `ready` once its side echoes raw bytes (e.g.
+//!     `sh -c 'stty raw -echo; echo ready; exec dd bs=1 count=N'`); then N times: write one byte
+//!     to the master, wait for it to come back. Prints p50/p90/p99/max in microseconds.
+//! berth-tty-run --selftest console-drain BUNDLE ID [--expect N] -- RUNTIME [ARG...]
+//!     `RUNTIME create --console-socket S --bundle BUNDLE ID`, receives the master (made raw),
+//!     then times `RUNTIME start ID` until the master reads EIO; `RUNTIME delete -f ID` after.
+//! ```
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -202,6 +220,9 @@ fn selftest(args: &[String]) -> i32 {
         "raw-bg-child" => raw_bg_child(),
         "host-console" => host_console_check(),
         "pty-baseline" => pty_baseline(&args[1..]),
+        "drain" => bench::drain(&args[1..]),
+        "echo-rtt" => bench::echo_rtt(&args[1..]),
+        "console-drain" => bench::console_drain(&args[1..]),
         "open-in" => open_in(args.get(1).map(String::as_str).unwrap_or("")),
         "send-console" => send_console(args.get(1).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown selftest {name:?}").into()),
@@ -373,4 +394,339 @@ fn pty_baseline(command: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     }
     child.wait()?;
     Ok(())
+}
+
+/// The benchmark drivers (see the crate docs at the top of this file).
+mod bench {
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use berth_tty::{PtyPair, Winsize};
+
+    type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+    /// Splits `[OPTIONS...] -- COMMAND...`.
+    fn split(args: &[String]) -> Res<(&[String], &[String])> {
+        let at = args
+            .iter()
+            .position(|a| a == "--")
+            .ok_or("missing -- COMMAND")?;
+        let (opts, cmd) = (&args[..at], &args[at + 1..]);
+        if cmd.is_empty() {
+            return Err("missing COMMAND after --".into());
+        }
+        Ok((opts, cmd))
+    }
+
+    fn opt_value(opts: &[String], name: &str) -> Res<Option<u64>> {
+        match opts.iter().position(|o| o == name) {
+            Some(i) => Ok(Some(
+                opts.get(i + 1)
+                    .ok_or(format!("{name} needs a value"))?
+                    .parse()?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Spawns `cmd` on a new host pty (session leader, controlling terminal, 24x80) and
+    /// returns the child and the master; the caller's copy of the peer is closed.
+    fn spawn_on_pty(cmd: &[String], raw_peer: bool) -> Res<(Child, OwnedFd)> {
+        let pair = PtyPair::open_host()?;
+        Winsize::new(24, 80).set(pair.peer.as_fd())?;
+        if raw_peer {
+            berth_tty::raw::make_raw(pair.peer.as_fd())?;
+        }
+        let mut c = Command::new(&cmd[0]);
+        c.args(&cmd[1..])
+            .stdin(Stdio::from(pair.peer.try_clone()?))
+            .stdout(Stdio::from(pair.peer.try_clone()?))
+            .stderr(Stdio::from(pair.peer.try_clone()?));
+        berth_sys::tty::command_set_ctty(&mut c, 0);
+        let child = c.spawn().map_err(|e| format!("spawn {}: {e}", cmd[0]))?;
+        drop(c);
+        let PtyPair { master, peer, .. } = pair;
+        drop(peer);
+        Ok((child, master))
+    }
+
+    /// VmHWM and VmRSS of `pid` in KiB, if it still exists.
+    fn memory(pid: u32) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let get = |key: &str| {
+            status.lines().find_map(|l| {
+                l.strip_prefix(key)?
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        Some((get("VmHWM:")?, get("VmRSS:")?))
+    }
+
+    /// User plus system CPU time of `pid` in milliseconds (from `/proc/PID/stat`).
+    fn cpu_time_ms(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // rest starts at field 3 (state): utime is field 14, stime field 15.
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(ticks * 1000 / rustix::param::clock_ticks_per_second())
+    }
+
+    fn code_of(child: &mut Child) -> Res<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let st = child.wait()?;
+        Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+    }
+
+    pub(super) fn drain(args: &[String]) -> Res<()> {
+        let (opts, cmd) = split(args)?;
+        let raw_peer = opts.iter().any(|o| o == "--raw-peer");
+        let expect = opt_value(opts, "--expect")?;
+        let start = Instant::now();
+        let (mut child, master) = spawn_on_pty(cmd, raw_peer)?;
+        let pid = child.id();
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut bytes, mut first, mut last) = (0u64, None, start);
+        let (mut hwm, mut rss) = (0u64, 0u64);
+        let mut sampled = start;
+        // VmHWM as last seen (the process may reset it, as berth's relay does when it starts),
+        // and the highest VmRSS sampled.
+        let mut cpu_ms = 0u64;
+        let sample = |hwm: &mut u64, rss: &mut u64, cpu: &mut u64| {
+            if let Some((h, r)) = memory(pid) {
+                *hwm = h;
+                *rss = (*rss).max(r);
+            }
+            if let Some(c) = cpu_time_ms(pid) {
+                *cpu = c;
+            }
+        };
+        loop {
+            match rustix::io::read(&master, &mut buf) {
+                Ok(0) | Err(rustix::io::Errno::IO) => break,
+                Ok(n) => {
+                    let now = Instant::now();
+                    first.get_or_insert(now);
+                    last = now;
+                    bytes += n as u64;
+                    if now.duration_since(sampled) >= Duration::from_millis(20) {
+                        sampled = now;
+                        sample(&mut hwm, &mut rss, &mut cpu_ms);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(format!("read pty master: {e}").into()),
+            }
+        }
+        sample(&mut hwm, &mut rss, &mut cpu_ms);
+        let code = code_of(&mut child)?;
+        let first = first.unwrap_or(last);
+        let copy = last.duration_since(first).as_secs_f64();
+        let mbps = if copy > 0.0 {
+            bytes as f64 / copy / 1e6
+        } else {
+            0.0
+        };
+        println!(
+            "drain bytes={bytes} first_byte_ms={:.1} copy_s={copy:.3} mbps={mbps:.1} hwm_kb={hwm} rss_kb={rss} cpu_ms={cpu_ms} code={code}",
+            first.duration_since(start).as_secs_f64() * 1e3
+        );
+        if let Some(want) = expect {
+            if bytes != want {
+                return Err(format!("read {bytes} bytes, expected {want}").into());
+            }
+        }
+        if code != 0 {
+            return Err(format!("{} exited {code}", cmd[0]).into());
+        }
+        Ok(())
+    }
+
+    fn read_until(master: BorrowedFd<'_>, needle: &[u8], limit: Duration) -> Res<Vec<u8>> {
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(needle.len()).any(|w| w == needle) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no {:?} within {limit:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&got)
+                )
+                .into());
+            }
+            match rustix::io::read(master, &mut buf) {
+                Ok(0) | Err(rustix::io::Errno::IO) => {
+                    return Err(format!(
+                        "EOF before {:?}: {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&got)
+                    )
+                    .into());
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(got)
+    }
+
+    pub(super) fn echo_rtt(args: &[String]) -> Res<()> {
+        let (opts, cmd) = split(args)?;
+        let n: usize = opts.first().ok_or("echo-rtt N -- COMMAND")?.parse()?;
+        let (mut child, master) = spawn_on_pty(cmd, false)?;
+        read_until(master.as_fd(), b"ready", Duration::from_secs(30))?;
+        // Whatever follows "ready" on that line.
+        std::thread::sleep(Duration::from_millis(100));
+        drain_pending(master.as_fd())?;
+        let mut times = Vec::with_capacity(n);
+        let mut one = [0u8; 1];
+        for i in 0..n {
+            let b = [b'a' + (i % 26) as u8];
+            let t = Instant::now();
+            rustix::io::write(&master, &b)?;
+            loop {
+                match rustix::io::read(&master, &mut one) {
+                    Ok(1) => break,
+                    Ok(_) | Err(rustix::io::Errno::IO) => {
+                        return Err(format!("EOF after {i} round trips").into());
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            times.push(t.elapsed());
+            if one[0] != b[0] {
+                return Err(format!(
+                    "round trip {i}: sent {:?}, got {:?}",
+                    b[0] as char, one[0] as char
+                )
+                .into());
+            }
+        }
+        let mut rest = [0u8; 4096];
+        while let Ok(k) = rustix::io::read(&master, &mut rest) {
+            if k == 0 {
+                break;
+            }
+        }
+        let code = code_of(&mut child)?;
+        times.sort();
+        let pct =
+            |p: f64| times[((times.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
+        println!(
+            "echo n={n} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.1} code={code}",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
+        );
+        Ok(())
+    }
+
+    fn drain_pending(master: BorrowedFd<'_>) -> Res<()> {
+        let flags = rustix::fs::fcntl_getfl(master)?;
+        rustix::fs::fcntl_setfl(master, flags | rustix::fs::OFlags::NONBLOCK)?;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rustix::io::read(master, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        rustix::fs::fcntl_setfl(master, flags)?;
+        Ok(())
+    }
+
+    fn run_checked(prefix: &[String], args: &[&str], extra: &[&std::path::Path]) -> Res<()> {
+        let mut c = Command::new(&prefix[0]);
+        c.args(&prefix[1..]).args(args);
+        for p in extra {
+            c.arg(p);
+        }
+        let out = c.stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "{prefix:?} {args:?}: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    pub(super) fn console_drain(args: &[String]) -> Res<()> {
+        let (opts, runtime) = split(args)?;
+        let (bundle, id) = match opts {
+            [b, i, ..] => (std::path::PathBuf::from(b), i.as_str()),
+            _ => return Err("console-drain BUNDLE ID [--expect N] -- RUNTIME...".into()),
+        };
+        let expect = opt_value(&opts[2..], "--expect")?;
+        let dir = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let sock = dir.join("c.sock");
+        let _ = std::fs::remove_file(&sock);
+        let listener = berth_tty::ConsoleListener::bind(&sock)?;
+        let result = (|| -> Res<(u64, f64)> {
+            let sock_arg = sock.to_str().ok_or("socket path")?;
+            let bundle_arg = bundle.to_str().ok_or("bundle path")?;
+            run_checked(
+                runtime,
+                &[
+                    "create",
+                    "--console-socket",
+                    sock_arg,
+                    "--bundle",
+                    bundle_arg,
+                    id,
+                ],
+                &[],
+            )?;
+            let (_, master) = listener.accept_master()?;
+            berth_tty::raw::make_raw(master.as_fd())?;
+            let t0 = Instant::now();
+            let mut start = Command::new(&runtime[0]);
+            start
+                .args(&runtime[1..])
+                .args(["start", id])
+                .stdin(Stdio::null());
+            let mut start = start.spawn()?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut bytes = 0u64;
+            loop {
+                match rustix::io::read(&master, &mut buf) {
+                    Ok(0) | Err(rustix::io::Errno::IO) => break,
+                    Ok(n) => bytes += n as u64,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let st = start.wait()?;
+            if !st.success() {
+                return Err(format!("start: {st}").into());
+            }
+            Ok((bytes, secs))
+        })();
+        let _ = run_checked(runtime, &["delete", "-f", id], &[]);
+        let _ = listener.remove();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (bytes, secs) = result?;
+        println!(
+            "console bytes={bytes} secs={secs:.3} mbps={:.1}",
+            bytes as f64 / secs / 1e6
+        );
+        if let Some(want) = expect {
+            if bytes != want {
+                return Err(format!("read {bytes} bytes, expected {want}").into());
+            }
+        }
+        Ok(())
+    }
 }
