@@ -26,6 +26,14 @@
 //!    environment. Failure to protect is an error: berth never runs a container unprotected.
 //!
 //! `BERTH_EXESEAL=overlay|memfd` forces one method (tests and benchmarks); there is no "off".
+//!
+//! After the re-exec `std::env::current_exe()` names the sealed copy (`/berth` inside the
+//! detached overlay, `/memfd:berth (deleted)`), not the installed binary: whatever looks for
+//! files next to berth (the console monitor) does so before calling [`ensure_sealed`].
+//!
+//! Cost (release build, `berth run` of `/bin/true`, this 2-core VM): about 1.5–2.5 ms for the
+//! overlay and 3–4 ms for the memfd copy on top of ~7 ms, almost all of it the second
+//! `execve` and dynamic loading of berth; the overlay itself is ~0.2 ms of syscalls.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -71,6 +71,20 @@ pub struct NsPlan {
     /// berth is unprivileged and writes (or has newuidmap write) the new user namespace's maps:
     /// the init must stay dumpable until they are written (see the module docs).
     pub dumpable_until_mapped: bool,
+    /// Idmapped bind mounts, made by berth before the clone ([`NsPlan::prepare_idmapped`]).
+    pub idmapped: Vec<IdmappedMount>,
+}
+
+/// A bind mount's source, cloned (`open_tree`) and idmapped (`MOUNT_ATTR_IDMAP`) by berth in
+/// its own user namespace: only a process privileged over the source's file system may set an
+/// idmapping, which the init, already in the container's user namespace, is not. The init
+/// attaches the detached tree with `move_mount`.
+#[derive(Debug)]
+pub struct IdmappedMount {
+    /// The mount's index in `mounts`.
+    pub index: usize,
+    /// The detached, idmapped mount tree.
+    pub tree: OwnedFd,
 }
 
 /// Opens a namespace file for joining, with an error that names the field and the path.
@@ -89,6 +103,14 @@ pub fn order_joins(joins: &mut [(NamespaceType, OwnedFd)]) {
 }
 
 impl NsPlan {
+    /// Makes the idmapped mounts the config asks for (`uidMappings`/`gidMappings` on a bind
+    /// mount, or its `idmap`/`ridmap` option with the container's maps); see
+    /// [`IdmappedMount`]. `bundle` resolves relative sources.
+    pub fn prepare_idmapped(&mut self, spec: &Spec, bundle: &std::path::Path) -> Result<()> {
+        self.idmapped = crate::init::rootfs::prepare_idmapped(spec, bundle)?;
+        Ok(())
+    }
+
     /// The plan for a container's init.
     pub fn for_spec(spec: &Spec) -> Result<NsPlan> {
         let mut plan = NsPlan {
@@ -304,28 +326,79 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let Some(linux) = &spec.linux else {
         return Ok(());
     };
+    write_maps(
+        pid,
+        &linux.uid_mappings,
+        &linux.gid_mappings,
+        ["linux.uidMappings", "linux.gidMappings"],
+    )
+}
+
+/// A user namespace with these maps, as an fd (for `MOUNT_ATTR_IDMAP`): a child is cloned into
+/// a new user namespace, its maps are written like a container's, its
+/// `/proc/<pid>/ns/user` is opened, and it is killed. `fields` name the maps in errors.
+pub(crate) fn userns_fd(
+    uids: &[IdMapping],
+    gids: &[IdMapping],
+    fields: [&str; 2],
+) -> Result<OwnedFd> {
+    use berth_sys::process::{CloneOptions, Forked};
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::sys("pipe", e))?;
+    let forked = berth_sys::process::clone3(libc::CLONE_NEWUSER as u64, &CloneOptions::default())
+        .map_err(|e| Error::sys("clone a user namespace for an idmapped mount", e))?;
+    let pid = match forked {
+        Forked::Child => {
+            drop(w);
+            // Wait for berth to be done with our namespace (EOF), then go.
+            let _ = rustix::io::read(&r, &mut [0u8; 1]);
+            berth_sys::process::exit_immediately(0)
+        }
+        Forked::Parent { pid, .. } => pid,
+    };
+    drop(r);
+    let result = write_maps(pid, uids, gids, fields).and_then(|()| {
+        let path = format!("/proc/{pid}/ns/user");
+        rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", path, e.into()))
+    });
+    drop(w);
+    let _ = berth_sys::signal::kill(pid, libc::SIGKILL);
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
+    result
+}
+
+/// Writes `uids` and `gids` as the maps of `pid`'s user namespace (see [`write_id_maps`]).
+fn write_maps(pid: i32, uids: &[IdMapping], gids: &[IdMapping], fields: [&str; 2]) -> Result<()> {
+    let [ufield, gfield] = fields;
     let privileged = rustix::process::geteuid().is_root();
     let own = |maps: &[IdMapping], id: u32| matches!(maps, [m] if m.size == 1 && m.host_id == id);
     let euid = rustix::process::geteuid().as_raw();
     let egid = rustix::process::getegid().as_raw();
-    let (uids, gids) = (&linux.uid_mappings, &linux.gid_mappings);
     if privileged || own(uids, euid) {
-        write_map_file(pid, "uid_map", uids, "linux.uidMappings")?;
+        write_map_file(pid, "uid_map", uids, ufield)?;
     } else {
-        run_helper("newuidmap", pid, uids, "linux.uidMappings")?;
+        run_helper("newuidmap", pid, uids, ufield)?;
     }
     if privileged {
-        write_map_file(pid, "gid_map", gids, "linux.gidMappings")?;
+        write_map_file(pid, "gid_map", gids, gfield)?;
     } else if own(gids, egid) {
         let path = format!("/proc/{pid}/setgroups");
         std::fs::write(&path, "deny").map_err(|e| {
             Error::Usage(format!(
-                "linux.gidMappings: cannot write deny to {path} (needed to map gid {egid} without newgidmap): {e}"
+                "{gfield}: cannot write deny to {path} (needed to map gid {egid} without newgidmap): {e}"
             ))
         })?;
-        write_map_file(pid, "gid_map", gids, "linux.gidMappings")?;
+        write_map_file(pid, "gid_map", gids, gfield)?;
     } else {
-        run_helper("newgidmap", pid, gids, "linux.gidMappings")?;
+        run_helper("newgidmap", pid, gids, gfield)?;
     }
     Ok(())
 }

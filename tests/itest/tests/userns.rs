@@ -321,3 +321,104 @@ fn bind_keeps_locked_flags() {
         assert!(opts.contains(o), "{o} missing: {out}");
     }
 }
+
+/// Idmapped bind mounts (`uidMappings`/`gidMappings` on the mount, or the `idmap` option with
+/// the container's maps): files owned by 0 and 1000 on the host's disk show as 0 and 1000 in
+/// the container's user namespace, and a file root creates there is owned by 0 on disk. A plain
+/// bind shows them as the overflow id 65534. runc 1.1.5 knows neither form (its runtime-spec
+/// predates idmapped mounts): it makes plain binds.
+#[test]
+fn idmapped_bind_mounts() {
+    let rt = runtime();
+    let src = tempfile::tempdir_in("/tmp").expect("source dir");
+    std::fs::write(src.path().join("root-file"), "r").expect("file");
+    std::fs::write(src.path().join("user-file"), "u").expect("file");
+    std::os::unix::fs::chown(src.path().join("user-file"), Some(1000), Some(1000)).expect("chown");
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for (name, options, mappings) in [
+        ("explicit", json!(["rbind"]), true),
+        ("option", json!(["rbind", "idmap"]), false),
+        ("plain", json!(["rbind"]), false),
+    ] {
+        let mut b = userns_bundle();
+        std::fs::create_dir(b.rootfs().join("idm")).expect("mount point");
+        let mut m = json!({"destination": "/idm", "type": "bind", "source": src.path(),
+                           "options": options});
+        if mappings {
+            m["uidMappings"] = maps.clone();
+            m["gidMappings"] = maps.clone();
+        }
+        let created = format!("new-{name}");
+        b.mount(m).sh(&format!(
+            "stat -c '%u:%g %n' /idm/root-file /idm/user-file; touch /idm/{created} && echo made"
+        ));
+        let out = rt.run_cmd(&b, &rt.id(&format!("idmap-{name}"))).run();
+        let idmapped = name != "plain" && rt.kind() != Kind::Runc;
+        let text = out.stdout_str();
+        if idmapped {
+            assert!(out.success(), "{name}: {out}");
+            assert_eq!(
+                text, "0:0 /idm/root-file\n1000:1000 /idm/user-file\nmade\n",
+                "{name}: {out}"
+            );
+            let meta = std::fs::metadata(src.path().join(&created)).expect("created file");
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((meta.uid(), meta.gid()), (0, 0), "{name}: owner on disk");
+        } else {
+            // Unmapped on-disk ids show as the overflow id; root inside may not write there.
+            assert!(
+                text.starts_with("65534:65534 /idm/root-file\n65534:65534 /idm/user-file\n"),
+                "{name}: {out}"
+            );
+            assert!(!text.contains("made"), "{name}: {out}");
+        }
+    }
+}
+
+/// An idmapped mount that is not a bind mount: one line naming the mount, nothing left.
+#[test]
+fn idmapped_non_bind_mount_is_refused() {
+    let rt = runtime_exclusive();
+    let mut b = userns_bundle();
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.args(&["/probe", "exit", "0"]).mount(json!({
+        "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+        "uidMappings": maps, "gidMappings": maps}));
+    std::fs::create_dir(b.rootfs().join("scratch")).expect("mount point");
+    let id = rt.id("idmap-tmpfs");
+    let l = Leftovers::snapshot(&rt, &[&id], &[b.path()]);
+    rt.guard().track(&id);
+    let out = rt.cmd(["run", "--bundle"]).arg(b.path()).arg(&id).run();
+    if rt.kind() == Kind::Runc {
+        // runc 1.1.5 ignores the mount's maps and mounts the tmpfs.
+        assert!(out.success(), "{out}");
+    } else {
+        clear_err(
+            &out,
+            &["mounts[", "idmapped mounts must be bind mounts", "tmpfs"],
+        );
+    }
+    l.assert_unchanged();
+}
+
+/// In a user namespace a `linux.devices` entry is the host's node bound in; berth checks that
+/// node is the device the config names (runc 1.1.5 binds whatever the host path holds).
+#[test]
+fn device_entry_not_matching_the_host_node() {
+    let rt = runtime_exclusive();
+    let mut b = userns_bundle();
+    b.args(&["/probe", "exit", "0"]).config(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10,
+                                        "minor": 228, "fileMode": 438}]);
+    });
+    let id = rt.id("userns-baddev");
+    let l = Leftovers::snapshot(&rt, &[&id], &[b.path()]);
+    rt.guard().track(&id);
+    let out = rt.cmd(["run", "--bundle"]).arg(b.path()).arg(&id).run();
+    if rt.kind() == Kind::Runc {
+        assert!(out.success(), "{out}");
+    } else {
+        clear_err(&out, &["linux.devices /dev/fuse", "c 10:228"]);
+    }
+    l.assert_unchanged();
+}

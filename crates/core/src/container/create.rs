@@ -229,7 +229,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     };
     dir.save(&record)?;
 
-    let ns = NsPlan::for_spec(&spec)?;
+    let mut ns = NsPlan::for_spec(&spec)?;
+    ns.prepare_idmapped(&spec, &bundle)?;
     // None: rootless without permission and without limits (see crate::rootless).
     let cgroup = crate::rootless::container_cgroup(&spec, id, opts.cgroups_optional)?;
     cleanup.cgroup = cgroup.clone();

@@ -95,9 +95,28 @@ fn create_device(root: BorrowedFd<'_>, d: &Device, userns: bool) -> Result<()> {
         }
     };
     if userns && file_type != FileType::Fifo {
-        // Device nodes cannot be made in a user namespace: bind the host's node instead.
-        let host = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("open host device", path, e.into()))?;
+        // Device nodes cannot be made in a user namespace: bind the host's node instead (as
+        // runc does), after checking it is the device the config names.
+        let host = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open host device", path, e.into()))?;
+        let st = rustix::fs::fstat(&host).map_err(|e| Error::io("stat", path, e.into()))?;
+        let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+        if FileType::from_raw_mode(st.st_mode) != file_type
+            || i64::from(major) != d.major
+            || i64::from(minor) != d.minor
+        {
+            return Err(Error::Init(format!(
+                "linux.devices {}: the host's node is not the {} {}:{} device the config names (in a user namespace berth binds the host's node)",
+                path.display(),
+                d.typ,
+                d.major,
+                d.minor
+            )));
+        }
         let target = ensure_file(root, path).map_err(|e| Error::io("create", path, e))?;
         return super::rootfs::attach_bind(
             host.as_fd(),

@@ -266,6 +266,7 @@ fn init_steps<'c>(
         bundle: cfg.bundle,
         userns: cfg.ns.in_userns,
         cgroupns: cfg.ns.new_cgroup,
+        idmapped: &cfg.ns.idmapped,
     };
     let root = rootfs::prepare(&plan)?;
     let hooks = spec.hooks.clone().unwrap_or_default();

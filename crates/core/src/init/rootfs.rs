@@ -36,6 +36,8 @@ pub(crate) struct RootfsPlan<'a> {
     pub userns: bool,
     /// The init has a new cgroup namespace.
     pub cgroupns: bool,
+    /// Idmapped bind mounts berth prepared before the clone.
+    pub idmapped: &'a [crate::namespaces::IdmappedMount],
 }
 
 fn mount_err(m: &Mount, what: &str, e: io::Error) -> Error {
@@ -342,6 +344,27 @@ fn bind_mount(
     } else {
         plan.bundle.join(source)
     };
+    let index = plan.spec.mounts.iter().position(|x| std::ptr::eq(x, m));
+    if let Some(idm) = plan.idmapped.iter().find(|i| Some(i.index) == index) {
+        // Made, flags and idmapping included, by berth before the clone: attach it.
+        let is_dir =
+            super::paths::is_dir(idm.tree.as_fd()).map_err(|e| Error::io("stat", &source, e))?;
+        let target = if is_dir {
+            mkdir_all(root, &m.destination, 0o755)
+        } else {
+            ensure_file(root, &m.destination)
+        }
+        .map_err(|e| mount_err(m, "create mount point", e))?;
+        rustix::mount::move_mount(
+            idm.tree.as_fd(),
+            "",
+            target.as_fd(),
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| mount_err(m, "attach the idmapped mount", e.into()))?;
+        return finish_attrs(root, m, opts);
+    }
     let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
     let is_dir = super::paths::is_dir(src.as_fd()).map_err(|e| Error::io("stat", &source, e))?;
@@ -358,6 +381,91 @@ fn bind_mount(
     attach_bind(src.as_fd(), target.as_fd(), opts.recursive, &attr)
         .map_err(|e| mount_err(m, "bind", e))?;
     finish_attrs(root, m, opts)
+}
+
+/// Berth's side of idmapped mounts (see [`crate::namespaces::IdmappedMount`]): for every bind
+/// mount with `uidMappings`/`gidMappings`, or with the `idmap`/`ridmap` option (then the
+/// container's own maps), a detached clone of the source with the mount's flags and
+/// `MOUNT_ATTR_IDMAP` set (recursively for `ridmap`). Runs in berth, before the clone.
+pub(crate) fn prepare_idmapped(
+    spec: &Spec,
+    bundle: &Path,
+) -> Result<Vec<crate::namespaces::IdmappedMount>> {
+    let mut out = Vec::new();
+    let linux = spec.linux.clone().unwrap_or_default();
+    for (index, m) in spec.mounts.iter().enumerate() {
+        let opts = parse_mount_options(&m.options);
+        let explicit = !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty();
+        if !explicit && !opts.idmap {
+            continue;
+        }
+        let field = format!("mounts[{index}]");
+        if !(opts.bind || m.typ.as_deref() == Some("bind")) {
+            return Err(Error::Usage(format!(
+                "{field}: idmapped mounts must be bind mounts (type {:?})",
+                m.typ.as_deref().unwrap_or("")
+            )));
+        }
+        let (uids, gids, fields) = if explicit {
+            (
+                &m.uid_mappings,
+                &m.gid_mappings,
+                [
+                    format!("{field}.uidMappings"),
+                    format!("{field}.gidMappings"),
+                ],
+            )
+        } else {
+            (
+                &linux.uid_mappings,
+                &linux.gid_mappings,
+                ["linux.uidMappings".into(), "linux.gidMappings".into()],
+            )
+        };
+        if uids.is_empty() || gids.is_empty() {
+            return Err(Error::Usage(format!(
+                "{field}: the idmap option needs linux.uidMappings and linux.gidMappings (or the mount's own)"
+            )));
+        }
+        let Some(source) = &m.source else {
+            return Err(Error::Usage(format!("{field}.source: missing")));
+        };
+        let source = if source.is_absolute() {
+            source.clone()
+        } else {
+            bundle.join(source)
+        };
+        let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
+        let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH;
+        if opts.recursive || opts.idmap_recursive {
+            flags |= OpenTreeFlags::AT_RECURSIVE;
+        }
+        let tree = rustix::mount::open_tree(src.as_fd(), "", flags)
+            .map_err(|e| Error::io("clone bind mount source", &source, e.into()))?;
+        let ns =
+            crate::namespaces::userns_fd(uids, gids, [fields[0].as_str(), fields[1].as_str()])?;
+        let mut attr = bind_attrs(&opts);
+        if attr.attr_set != 0 || attr.attr_clr != 0 {
+            sysmount::mount_setattr(tree.as_fd(), false, &attr)
+                .map_err(|e| Error::Usage(format!("{field}: mount flags: {e}")))?;
+        }
+        attr = MountAttr {
+            attr_set: sysmount::MOUNT_ATTR_IDMAP,
+            userns_fd: std::os::fd::AsRawFd::as_raw_fd(&ns) as u64,
+            ..MountAttr::default()
+        };
+        sysmount::mount_setattr(tree.as_fd(), opts.idmap_recursive, &attr).map_err(|e| {
+            Error::Usage(format!(
+                "{field}: cannot idmap {} ({e}); idmapped mounts need a file system that supports them and a privileged berth",
+                source.display()
+            ))
+        })?;
+        out.push(crate::namespaces::IdmappedMount { index, tree });
+    }
+    Ok(out)
 }
 
 /// In a user namespace every mount copied from the host is locked: its read-only, nosuid,
