@@ -68,6 +68,9 @@ const PARSE_SLICE: usize = 16 * 1024;
 const MAX_EXEC_SESSIONS: usize = 64;
 /// Most clients at once.
 const MAX_CLIENTS: usize = 4096;
+/// The read buffer for masters and client packets: above glibc's mmap threshold (128 KiB), so
+/// it is mapped on demand and an idle monitor never touches most of it.
+const SCRATCH: usize = 128 * 1024;
 
 const T_SIGNAL: u64 = 1;
 const T_ATTACH: u64 = 2;
@@ -379,16 +382,12 @@ impl Monitor {
         let console = ConsoleListener::bind(Path::new(&sock::path_in(dir.as_fd(), "console.sock")))
             .map_err(|e| MonitorError::tty("console socket", e))?;
         set_nonblocking(console.as_fd())?;
-        let console_size = info.config["process"]["consoleSize"].clone();
-        let default_size = match (
-            console_size["height"].as_u64(),
-            console_size["width"].as_u64(),
-        ) {
-            (Some(h), Some(w)) if h > 0 && w > 0 => Winsize::new(
+        let default_size = match info.console_size {
+            Some((h, w)) => Winsize::new(
                 h.min(u64::from(term::MAX_DIMENSION)) as u16,
                 w.min(u64::from(term::MAX_DIMENSION)) as u16,
             ),
-            _ => cfg.size.unwrap_or(Winsize::DEFAULT),
+            None => cfg.size.unwrap_or(Winsize::DEFAULT),
         };
         let mut m = Monitor {
             cfg,
@@ -414,8 +413,9 @@ impl Monitor {
             failure: None,
             ready: None,
             size_seq: 0,
-            scratch: vec![0u8; 64 * 1024],
-            recv_buf: vec![0u8; sock::RECV_BUF],
+            // Large enough that malloc maps them: untouched pages cost nothing.
+            scratch: vec![0u8; SCRATCH],
+            recv_buf: vec![0u8; SCRATCH.max(sock::RECV_BUF)],
             reserve: None,
             idle_parse: false,
             quit: None,
@@ -1172,7 +1172,7 @@ impl Monitor {
                     break;
                 }
                 let mut buf = std::mem::take(&mut self.recv_buf);
-                let got = sock::recv_frame(c.fd.as_fd(), &mut buf);
+                let got = sock::recv_frame(c.fd.as_fd(), &mut buf[..sock::RECV_BUF]);
                 let stop = match got {
                     Err(_) => {
                         self.close_client(id);
@@ -1735,7 +1735,9 @@ impl Monitor {
                 ),
             );
         };
-        let process = match runtime::exec_process(&self.bundle.config, options, command, size) {
+        let base: serde_json::Value =
+            serde_json::from_str(&self.bundle.process).unwrap_or_default();
+        let process = match runtime::exec_process(&base, options, command, size) {
             Ok(p) => p,
             Err(e) => return fail(self, ErrorCode::BadRequest, e),
         };

@@ -34,8 +34,11 @@ use crate::error::MonitorError;
 pub struct BundleInfo {
     /// The bundle the runtime is given (the original, or the overlay).
     pub path: PathBuf,
-    /// The configuration (with the terminal on).
-    pub config: Value,
+    /// The configuration's `process`, as compact JSON (parsed again for each exec session:
+    /// a parsed document costs a monitor more memory than its text).
+    pub process: String,
+    /// `process.consoleSize` as `(height, width)`, when both are set and non-zero.
+    pub console_size: Option<(u64, u64)>,
     /// Its annotations.
     pub annotations: BTreeMap<String, String>,
     /// `process.env`'s `TERM`, for recordings.
@@ -79,10 +82,19 @@ pub fn load_bundle(bundle: &Path, overlay_dir: &Path) -> Result<BundleInfo, Moni
                 .find_map(|e| e.strip_prefix("TERM=").map(String::from))
         })
         .unwrap_or_else(|| "xterm".into());
+    let console_size = match (
+        config["process"]["consoleSize"]["height"].as_u64(),
+        config["process"]["consoleSize"]["width"].as_u64(),
+    ) {
+        (Some(h), Some(w)) if h > 0 && w > 0 => Some((h, w)),
+        _ => None,
+    };
+    let process = config["process"].to_string();
     if config["process"]["terminal"].as_bool() == Some(true) {
         return Ok(BundleInfo {
             path: bundle.to_path_buf(),
-            config,
+            process,
+            console_size,
             annotations,
             term_env,
             overlay: false,
@@ -120,23 +132,24 @@ pub fn load_bundle(bundle: &Path, overlay_dir: &Path) -> Result<BundleInfo, Moni
     std::fs::write(&out, pretty).map_err(|e| MonitorError::sys("write", out.display(), e))?;
     Ok(BundleInfo {
         path: overlay_dir.to_path_buf(),
-        config,
+        process,
+        console_size,
         annotations,
         term_env,
         overlay: true,
     })
 }
 
-/// Builds an exec session's process document from the container's `process` and the request's
-/// options (`--cwd D`, `--env K=V`, `--user U[:G]`, `--additional-gids G`, `--cap C`,
+/// Builds an exec session's process document from the container's `process` (`base`) and the
+/// request's options (`--cwd D`, `--env K=V`, `--user U[:G]`, `--additional-gids G`, `--cap C`,
 /// `--no-new-privs`, `--process FILE`, `--apparmor P`, `--process-label L`).
 pub fn exec_process(
-    config: &Value,
+    base: &Value,
     options: &[&str],
     command: &[&str],
     size: Winsize,
 ) -> Result<Value, String> {
-    let mut p = config["process"].clone();
+    let mut p = base.clone();
     let mut i = 0;
     let mut from_file = false;
     let mut env: Vec<String> = Vec::new();
@@ -369,9 +382,9 @@ mod tests {
 
     #[test]
     fn exec_process_merges_like_runc() {
-        let config = json!({"process": {"args": ["sh"], "env": ["A=1", "B=2"], "cwd": "/",
+        let config = json!({"args": ["sh"], "env": ["A=1", "B=2"], "cwd": "/",
             "user": {"uid": 0, "gid": 0},
-            "capabilities": {"bounding": ["CAP_KILL"], "inheritable": ["CAP_KILL"]}}});
+            "capabilities": {"bounding": ["CAP_KILL"], "inheritable": ["CAP_KILL"]}});
         let p = exec_process(
             &config,
             &[
