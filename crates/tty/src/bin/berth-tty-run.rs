@@ -493,6 +493,8 @@ mod bench {
         let mut buf = vec![0u8; 64 * 1024];
         let (mut bytes, mut first, mut last) = (0u64, None, start);
         let (mut hwm, mut rss) = (0u64, 0u64);
+        // The start of the output, shown if COMMAND fails.
+        let mut head = Vec::new();
         let mut sampled = start;
         // VmHWM as last seen (the process may reset it, as berth's relay does when it starts),
         // and the highest VmRSS sampled.
@@ -511,6 +513,9 @@ mod bench {
                 Ok(0) | Err(rustix::io::Errno::IO) => break,
                 Ok(n) => {
                     let now = Instant::now();
+                    if bytes < 4096 {
+                        head.extend_from_slice(&buf[..n.min(4096)]);
+                    }
                     first.get_or_insert(now);
                     last = now;
                     bytes += n as u64;
@@ -542,7 +547,12 @@ mod bench {
             }
         }
         if code != 0 {
-            return Err(format!("{} exited {code}", cmd[0]).into());
+            return Err(format!(
+                "{} exited {code}; output began with {:?}",
+                cmd[0],
+                String::from_utf8_lossy(&head)
+            )
+            .into());
         }
         Ok(())
     }
