@@ -254,3 +254,24 @@ fn wait_no_runner(binary: &Path) -> bool {
     }
     false
 }
+
+/// Without `BERTH_EXESEAL`, berth run by root runs from the overlay view ("/berth" as seen in
+/// /proc), for `run` and while it relays. runc 1.1.5 protects only the process it clones
+/// into the container; its own `run` process runs from the host binary.
+#[test]
+fn f05_default_protection_of_the_runtime_process() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.args(&["/probe", "sleep-forever"]);
+    let id = rt.id("f05-default");
+    let running = rt.run_cmd(&b, &id).spawn();
+    rt.wait_for_status(&id, "running", T);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", running.pid())).expect("runtime exe");
+    rt.kill(&id, "KILL");
+    let _ = running.wait_unchecked();
+    if rt.kind() == Kind::Runc {
+        assert_eq!(exe, rt.bin(), "runc's own process");
+    } else {
+        assert_eq!(exe, Path::new("/berth"), "berth's foreground run process");
+    }
+}

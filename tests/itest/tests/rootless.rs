@@ -451,3 +451,30 @@ fn no_user_namespace_is_refused() {
     }
     l.assert_unchanged();
 }
+
+/// `--rootless` takes true, false or auto (runc parses it as a bool or "auto"); a bad value is
+/// one clear line, and `--rootless true` as root still runs (cgroups are merely optional).
+#[test]
+fn rootless_flag_values() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.args(&["/probe", "exit", "0"]);
+    let id = rt.id("rootless-flag");
+    let out = rt
+        .cmd(["--rootless", "bogus", "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .run();
+    if rt.kind() == Kind::Runc {
+        clear_err(&out, &["ParseBool", "bogus"]);
+    } else {
+        clear_err(&out, &["--rootless", "bogus"]);
+    }
+    for v in ["true", "false", "auto"] {
+        let id = rt.id(&format!("rootless-flag-{v}"));
+        rt.cmd(["--rootless", v, "run", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .ok();
+    }
+}
