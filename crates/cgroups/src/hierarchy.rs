@@ -110,8 +110,8 @@ impl CgroupRoots {
     /// Forgets mounts that mountinfo lists but that another mount now hides (a tmpfs mounted
     /// over `/sys/fs/cgroup` in a private mount namespace, say): the path no longer reaches a
     /// cgroup filesystem of the right kind.
+    #[allow(clippy::unnecessary_cast)] // f_type's and the magics' types differ between arches
     fn drop_shadowed(&mut self) {
-        #[allow(clippy::unnecessary_cast)]
         let is =
             |p: &Path, magic: i64| rustix::fs::statfs(p).is_ok_and(|st| st.f_type as i64 == magic);
         if let Some(u) = &self.unified {

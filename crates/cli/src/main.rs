@@ -156,6 +156,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 preserve_fds: a.preserve_fds,
                 apparmor: a.apparmor.clone(),
                 process_label: a.process_label.clone(),
+                ignore_paused: a.ignore_paused,
             };
             match rt.exec(&a.id, &opts) {
                 Ok(code) => code,
@@ -218,6 +219,22 @@ fn list_json(states: &[berth_spec::State]) -> Vec<berth_spec::State> {
         .collect()
 }
 
+/// The error and its causes on one line, like anyhow's `{:#}`, but without repeating a cause
+/// whose text an outer error already includes (berth's error types print their source).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -237,7 +254,7 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_line(&e);
             log::error!("{msg}");
             if !logger.to_stderr() {
                 eprintln!("{msg}");
