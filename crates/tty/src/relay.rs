@@ -11,7 +11,12 @@
 //! # Invariants
 //! - Sources are registered `EPOLLIN|EPOLLET` and read until `EAGAIN` (or until the buffer is
 //!   full; the "still readable" state is remembered). Edge triggering is what keeps a master whose
-//!   peer is closed (`POLLHUP` stays set) from spinning the loop.
+//!   peer is closed (`POLLHUP` stays set) from spinning the loop. Terminals (masters and the
+//!   user's tty) are the exception: a short read ends the turn, because the line discipline wakes
+//!   the reader (a new edge) whenever it adds data, and a read that finds nothing waits
+//!   synchronously for the pty's flush work (a context switch per chunk, measured as a third of
+//!   the relay's CPU and most of its echo latency). Once the target has exited, masters are read
+//!   until `EAGAIN`/`EIO` again (that flush is then what is wanted).
 //! - Sinks are registered with no interest and armed `EPOLLOUT|EPOLLONESHOT` only when a write
 //!   returned `EAGAIN` with data pending, so an idle sink never wakes the loop.
 //! - Files epoll refuses (regular files, `/dev/null`) are treated as always ready.
@@ -603,6 +608,13 @@ impl Relay {
                     }
                     Ok(n) => {
                         budget = budget.saturating_sub(n);
+                        // A terminal that gave less than asked for is empty for now, and its
+                        // next data comes with a wakeup (a new edge): no read until EAGAIN,
+                        // whose cost is a synchronous wait for the pty's flush work. Except
+                        // when draining, where that very flush is what is wanted.
+                        if n < room && (src.master || src.tty) && !ch.draining {
+                            ch.readable = false;
+                        }
                         ch.last_byte = Some(ch.buf[ch.end + n - 1]);
                         let n = if ch.onlcr {
                             expand_newlines(&mut ch.buf, ch.end, n)
