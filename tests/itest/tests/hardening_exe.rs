@@ -215,13 +215,22 @@ fn f05_proc_self_exe_entrypoint_cannot_overwrite() {
         berth_itest::wait_until("the attacker to hold the interpreter's exe", T, || {
             (grabbed(&b) > 0).then_some(())
         });
-        // Let the interpreter finish (it was blocked writing its help), then the attack.
-        let drain = std::thread::spawn(move || {
+        // Let the interpreter finish (it was blocked writing its help): the pipe reaches EOF
+        // when it has exited. Then the attack.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let mut f = std::fs::File::from(reader);
             let mut sink = Vec::new();
             let _ = std::io::Read::read_to_end(&mut f, &mut sink);
-            sink
+            let _ = tx.send(sink);
         });
+        let help = rx
+            .recv_timeout(T)
+            .expect("the interpreter did not finish writing its help");
+        assert!(
+            help.len() > 64 * 1024,
+            "{method}: the runtime never printed its help in the container"
+        );
         let exited = wait_no_runner(&copy.path);
         let v = verdict(&b);
         eprintln!("f05 #!/proc/self/exe ({method}): {v:?}, interpreter gone: {exited}");
@@ -230,11 +239,6 @@ fn f05_proc_self_exe_entrypoint_cannot_overwrite() {
         assert_eq!(v["wrote"], "0", "{method}: the attacker wrote: {v:?}");
         assert_ne!(v["grabbed"], "0", "{method}: {v:?}");
         rt.cmd(["delete", "--force", id.as_str()]).ok();
-        let help = drain.join().expect("drain");
-        assert!(
-            help.len() > 64 * 1024,
-            "{method}: the runtime never printed its help in the container"
-        );
     }
 }
 
