@@ -55,7 +55,9 @@
 //! clears OPOST on it for the relay's lifetime and the output channel inserts the `\r` before
 //! each `\n` itself: the bytes on the user's screen are identical, and the writes stay large.
 //! Dropping the relay sets OPOST again (the guard restores everything afterwards; its panic
-//! hook covers a panic). In every other case the terminal keeps OPOST and the kernel translates.
+//! hook covers a panic). In every other case the terminal keeps OPOST and the kernel translates;
+//! also with debug logging on, so that berth's own lines written meanwhile still start at column
+//! 0 (a warning printed during the relay is the one thing that can show without its `\r`).
 //!
 //! # Faults
 //! - stdin EOF, terminal mode ([`OnEof::SendVeof`]): the pty's `VEOF` character (`c_cc[VEOF]` of
@@ -306,6 +308,11 @@ impl Relay {
         console: BorrowedFd<'_>,
         stdout: BorrowedFd<'_>,
     ) -> Result<(), TtyError> {
+        // With debug logging on, berth's own lines go to the terminal while the relay runs:
+        // keep the kernel's translation so that they stay readable.
+        if log::log_enabled!(log::Level::Debug) {
+            return Ok(());
+        }
         let Some(saved) = crate::raw::guarded_settings(console) else {
             return Ok(());
         };
