@@ -402,3 +402,65 @@ fn write_maps(pid: i32, uids: &[IdMapping], gids: &[IdMapping], fields: [&str; 2
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(maps: &[(u32, u32, u32)], devpts_gid: Option<&str>) -> Spec {
+        let m: Vec<IdMapping> = maps
+            .iter()
+            .map(|&(c, h, s)| IdMapping {
+                container_id: c,
+                host_id: h,
+                size: s,
+            })
+            .collect();
+        let mut spec = berth_spec::template::default_spec(false);
+        let linux = spec.linux.get_or_insert_with(Default::default);
+        linux.uid_mappings = m.clone();
+        linux.gid_mappings = m;
+        for mount in &mut spec.mounts {
+            mount.options.retain(|o| !o.starts_with("gid="));
+            if mount.destination == std::path::Path::new("/dev/pts") {
+                if let Some(g) = devpts_gid {
+                    mount.options.push(g.to_string());
+                }
+            }
+        }
+        spec
+    }
+
+    #[test]
+    fn mapped_ids_pass_and_unmapped_ones_are_named() {
+        validate_userns(&spec_with(&[(0, 100000, 65536)], Some("gid=5"))).unwrap();
+        validate_userns(&spec_with(&[(0, 1000, 1)], None)).unwrap();
+        let e = validate_userns(&spec_with(&[(0, 1000, 1)], Some("gid=5")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mounts[2]") && e.contains("gid=5"), "{e}");
+        let mut s = spec_with(&[(0, 1000, 1)], None);
+        s.process.as_mut().unwrap().user.uid = 7;
+        let e = validate_userns(&s).unwrap_err().to_string();
+        assert!(e.starts_with("process.user.uid: 7 "), "{e}");
+    }
+
+    #[test]
+    fn map_text_and_summary() {
+        let m = [
+            IdMapping {
+                container_id: 0,
+                host_id: 1000,
+                size: 1,
+            },
+            IdMapping {
+                container_id: 1,
+                host_id: 100000,
+                size: 65536,
+            },
+        ];
+        assert_eq!(map_text(&m), "0 1000 1\n1 100000 65536\n");
+        assert_eq!(map_summary(&m), "0 1000 1, 1 100000 65536");
+        assert!(mapped(&m, 0) && mapped(&m, 65536) && !mapped(&m, 65537));
+    }
+}
