@@ -42,8 +42,12 @@ pub enum ToParent {
 pub enum ToChild {
     /// Id mappings written.
     IdMapDone,
-    /// Cgroup joined and mappings written: go on with the setup.
+    /// Id mappings written: go on with the setup.
     Continue,
+    /// berth has put the child into its cgroups. It comes after `Continue` (berth moves the
+    /// child while it sets up), and the child waits for it before anything that depends on its
+    /// cgroup: a cgroup namespace, the hooks, and running the user's program.
+    CgroupJoined,
     /// `createRuntime` hooks ran.
     HooksDone,
     /// Exec the program now (`run`; `create` uses the start socket instead).
@@ -90,6 +94,23 @@ impl Channel {
                 Ok(_) => return Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::sys("send on the init channel", e)),
+            }
+        }
+    }
+
+    /// A setup error the child already sent, if any, without waiting: when berth's own step
+    /// fails because the child died, the child's reason is the better message.
+    pub fn pending_error(&self) -> Option<String> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            match rustix::net::recv(&self.fd, &mut buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) if n > 0 => match serde_json::from_slice::<ToParent>(&buf[..n]) {
+                    Ok(ToParent::Error { message }) => return Some(message),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                },
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => return None,
             }
         }
     }

@@ -328,6 +328,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 gate,
                 seccomp: seccomp.as_ref(),
                 lock_fd,
+                cgroup: cgroup.as_ref(),
             };
             crate::init::run_init(cfg, child_channel)
         }
@@ -344,10 +345,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         if ns.new_user {
             crate::namespaces::write_id_maps(child_pid, &spec)?;
         }
-        if let Some(cgroup) = &cgroup {
-            cgroup.add_pid(child_pid)?;
-        }
         parent_channel.send(&ToChild::Continue)?;
+        join_cgroup(cgroup.as_ref(), child_pid, &parent_channel)?;
     }
     loop {
         let msg = parent_channel.recv::<ToParent>()?;
@@ -364,10 +363,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 );
                 init_pid = pid;
                 cleanup.pid = Some(pid);
-                if let Some(cgroup) = &cgroup {
-                    cgroup.add_pid(pid)?;
-                }
                 parent_channel.send(&ToChild::Continue)?;
+                join_cgroup(cgroup.as_ref(), pid, &parent_channel)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
                 let hooks = spec.hooks.clone().unwrap_or_default();
@@ -407,6 +404,21 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         relay: relay_parts,
         init_pid,
     })
+}
+
+/// Moves `pid` into the container's cgroup (while it goes on setting itself up) and tells it so.
+/// If the child died meanwhile, its own error message wins over berth's failure.
+pub(crate) fn join_cgroup(
+    cgroup: Option<&CgroupManager>,
+    pid: i32,
+    channel: &Channel,
+) -> Result<()> {
+    let result = match cgroup {
+        Some(cgroup) => cgroup.add_pid(pid).map_err(Error::from),
+        None => Ok(()),
+    }
+    .and_then(|()| channel.send(&ToChild::CgroupJoined));
+    result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
 fn exit_note(pid: i32) -> String {

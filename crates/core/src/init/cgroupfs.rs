@@ -106,6 +106,25 @@ fn own_path<'a>(own: &'a [(String, String)], controllers: &str) -> &'a str {
         .unwrap_or("/")
 }
 
+/// The directory berth made for the container in hierarchy `h`, if it manages one there.
+fn managed_dir(
+    cgroup: Option<&berth_cgroups::CgroupManager>,
+    h: &HostHierarchy,
+) -> Option<PathBuf> {
+    let cg = cgroup?;
+    if h.fstype == "cgroup2" {
+        return cg
+            .unified_dir()
+            .filter(|d| d.starts_with(&h.mount_point))
+            .map(Path::to_path_buf);
+    }
+    h.controllers
+        .split(',')
+        .filter_map(|c| cg.v1_dirs().get(c))
+        .find(|d| d.starts_with(&h.mount_point))
+        .cloned()
+}
+
 fn err(m: &Mount, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Init(format!(
         "mount cgroup on {} ({what}): {e}",
@@ -170,8 +189,14 @@ pub(crate) fn mount_cgroup(
             } else {
                 h.controllers.as_str()
             };
-            let path = own_path(&own, key);
-            let host_dir = h.mount_point.join(path.trim_start_matches('/'));
+            // The container's own directory when berth manages this hierarchy (the init may not
+            // be in it yet: berth moves it while it sets up), else where the init already is.
+            let host_dir = match managed_dir(plan.cgroup, h) {
+                Some(dir) => dir,
+                None => h
+                    .mount_point
+                    .join(own_path(&own, key).trim_start_matches('/')),
+            };
             let src = rustix::fs::open(
                 &host_dir,
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

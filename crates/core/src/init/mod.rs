@@ -78,6 +78,8 @@ pub(crate) struct InitConfig<'a> {
     pub seccomp: Option<&'a seccomp::Filter>,
     /// The state directory's lock, inherited from berth: closed first thing.
     pub lock_fd: i32,
+    /// The container's cgroup, if berth made one.
+    pub cgroup: Option<&'a berth_cgroups::CgroupManager>,
 }
 
 /// Where errors go.
@@ -209,7 +211,18 @@ fn init_steps<'c>(
     wait_for(channel, &ToChild::Continue)?;
     not_dumpable()?;
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
+    // berth moves us into our cgroups meanwhile (a v1 migration costs milliseconds of RCU
+    // grace period): wait for that only where it matters.
+    let mut joined = false;
+    let join = |joined: &mut bool| -> Result<()> {
+        if !*joined {
+            wait_for(channel, &ToChild::CgroupJoined)?;
+            *joined = true;
+        }
+        Ok(())
+    };
     if cfg.ns.new_cgroup {
+        join(&mut joined)?;
         berth_sys::process::unshare(libc::CLONE_NEWCGROUP as u64)
             .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
     }
@@ -267,11 +280,13 @@ fn init_steps<'c>(
         userns: cfg.ns.in_userns,
         cgroupns: cfg.ns.new_cgroup,
         idmapped: &cfg.ns.idmapped,
+        cgroup: cfg.cgroup,
     };
     let root = rootfs::prepare(&plan)?;
     let hooks = spec.hooks.clone().unwrap_or_default();
     let host_pid = crate::hooks::host_pid();
     if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
+        join(&mut joined)?;
         channel.send(&ToParent::CreateRuntimeHooks)?;
         wait_for(channel, &ToChild::HooksDone)?;
     }
@@ -327,6 +342,7 @@ fn init_steps<'c>(
         })?;
     }
 
+    join(&mut joined)?;
     channel.send(&ToParent::Ready)?;
     match cfg.gate {
         StartGate::Channel => wait_for(channel, &ToChild::Start)?,

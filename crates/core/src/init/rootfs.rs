@@ -38,6 +38,9 @@ pub(crate) struct RootfsPlan<'a> {
     pub cgroupns: bool,
     /// Idmapped bind mounts berth prepared before the clone.
     pub idmapped: &'a [crate::namespaces::IdmappedMount],
+    /// The container's cgroup (its directories are bound into a `cgroup` mount); the init may
+    /// not have been moved into it yet.
+    pub cgroup: Option<&'a berth_cgroups::CgroupManager>,
 }
 
 fn mount_err(m: &Mount, what: &str, e: io::Error) -> Error {
