@@ -131,6 +131,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 fn kill_and_wait(record: &Record) -> Result<()> {
     if let Some(cg) = &record.cgroup {
         cg.kill_all(libc::SIGKILL)?;
+        // A paused container's processes (cgroup v1 freezer) die only once thawed; runc thaws
+        // after killing too (`delete --force` of a paused container).
+        if cg.is_frozen().unwrap_or(false) {
+            cg.thaw()?;
+        }
     }
     let _ = berth_sys::signal::kill(record.pid, libc::SIGKILL);
     if !wait_gone(record.pid, record.pid_start, Duration::from_secs(10)) {
