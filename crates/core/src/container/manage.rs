@@ -147,12 +147,18 @@ fn kill_and_wait(record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// `berth ps ID`: the pids in the container's cgroup.
+/// `berth ps ID`: the pids in the container's cgroup. For a stopped container that is what is
+/// left there, usually nothing, and not an error (runc's ps.bats "ps after the container
+/// stopped").
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let dir = store.open(id)?;
     let record = dir.load()?;
     if super::status(&dir, &record) == Status::Stopped {
-        return Err(Error::NotRunning(id.to_string()));
+        return Ok(record
+            .cgroup
+            .as_ref()
+            .and_then(|cg| cg.pids().ok())
+            .unwrap_or_default());
     }
     match &record.cgroup {
         Some(cg) => Ok(cg.pids()?),
