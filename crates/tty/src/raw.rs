@@ -6,7 +6,9 @@
 //!    the settings would raise `SIGTTOU` and stop the process;
 //! 2. saves the settings (`tcgetattr`, the whole `termios2`);
 //! 3. applies `cfmakeraw` but keeps the saved output flags (OPOST, ONLCR…), like
-//!    containerd/console, so `\n` written by berth itself still moves to column 0;
+//!    containerd/console, so `\n` written by berth itself still moves to column 0 (the
+//!    foreground relay may then take the `\n` → `\r\n` translation over for its lifetime, see
+//!    "Newline translation" in [`crate::relay`]; the guard restores the saved flags either way);
 //! 4. restores the saved settings byte-identically on [`RawGuard::restore`], on drop, and — once
 //!    [`RawGuard::install_panic_restore`] has been called — from the panic hook, before the
 //!    panic message is printed (needed with `panic = "abort"`, harmless with unwinding: restoring
