@@ -864,3 +864,17 @@ fn mask_path(root: BorrowedFd<'_>, null: BorrowedFd<'_>, path: &Path) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unescape_mountinfo;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        // Not an escape: fewer than three octal digits, or not octal.
+        assert_eq!(unescape_mountinfo("/x\\04"), "/x\\04");
+        assert_eq!(unescape_mountinfo("/x\\089"), "/x\\089");
+    }
+}
