@@ -110,6 +110,13 @@ pub enum CgroupError {
         /// How many processes it holds.
         count: usize,
     },
+    /// The container's cgroup already exists and is frozen: a process placed there would stop
+    /// at once (runc's message).
+    #[error("container's cgroup unexpectedly frozen: {}", path.display())]
+    Frozen {
+        /// The frozen directory.
+        path: PathBuf,
+    },
     /// Freezing or thawing did not settle in time.
     #[error("{what} {}: timed out after {millis} ms (state {state:?})", path.display())]
     Timeout {

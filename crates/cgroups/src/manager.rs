@@ -154,6 +154,15 @@ impl CgroupManager {
                 }
             }
         }
+        // As runc: a pre-existing frozen cgroup is refused (the init would freeze as soon as it
+        // joined, and create would wait for it forever).
+        if self.is_frozen().unwrap_or(false) {
+            let path = match self.freezer() {
+                Ok(Freezer::V1(dir) | Freezer::V2(dir)) => dir.to_path_buf(),
+                Err(_) => PathBuf::from(&self.path),
+            };
+            return Err(CgroupError::Frozen { path });
+        }
         if let (Some(dir), Some(mount)) = (self.v1.get("cpuset"), roots.v1.get("cpuset")) {
             init_cpuset(mount, dir)?;
         }
