@@ -10,9 +10,9 @@ packages=(
 	# the busybox rootfs every demo and test container is made from
 	busybox-static
 	# reference runtimes and the real clients berth must work with
-	runc crun podman conmon containerd uidmap
+	runc crun podman conmon containerd containers-common uidmap passwd
 	# test and bench tools
-	tmux hyperfine bats util-linux procps iproute2 python3 socat file
+	tmux hyperfine bats util-linux procps iproute2 python3 socat file jq
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -64,7 +64,9 @@ pub fn cgroup_dirs(id: &str) -> BTreeSet<PathBuf> {
 }
 
 /// Processes (pid, description) in a cgroup with a path component equal to one of `ids`, or
-/// whose command line contains one of `needles`. The calling process is never included.
+/// with a command-line argument that is one of `needles` (or a path under it: bundle paths).
+/// Whole arguments only, so the needle `itest-x-1` does not match `itest-x-12`. The calling
+/// process is never included.
 pub fn processes(ids: &[String], needles: &[String]) -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
@@ -91,9 +93,15 @@ pub fn processes(ids: &[String], needles: &[String]) -> Vec<(i32, String)> {
             let path = l.splitn(3, ':').nth(2).unwrap_or("");
             path.split('/').any(|c| ids.iter().any(|id| id == c))
         });
-        let named = needles
-            .iter()
-            .any(|n| !n.is_empty() && cmdline.contains(n.as_str()));
+        let named = cmdline.split(' ').any(|arg| {
+            needles.iter().any(|n| {
+                !n.is_empty()
+                    && (arg == n
+                        || arg
+                            .strip_prefix(n.as_str())
+                            .is_some_and(|rest| rest.starts_with('/')))
+            })
+        });
         if in_cgroup || named {
             out.push((
                 pid,
