@@ -52,7 +52,7 @@ impl CriLog {
     /// Adds output bytes.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), MonitorError> {
         while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
+            match find_newline(data) {
                 Some(i) => {
                     self.line.extend_from_slice(&data[..i]);
                     while self.line.last() == Some(&b'\r') {
@@ -98,25 +98,45 @@ impl CriLog {
     }
 
     fn emit_partial(&mut self, n: usize) -> Result<(), MonitorError> {
-        let rest = self.line.split_off(n);
-        self.emit(b'P')?;
-        self.line = rest;
-        Ok(())
+        self.emit_n(b'P', n)
     }
 
     fn emit(&mut self, tag: u8) -> Result<(), MonitorError> {
+        self.emit_n(tag, self.line.len())
+    }
+
+    /// Writes the first `n` bytes of the line as one entry and removes them.
+    fn emit_n(&mut self, tag: u8, n: usize) -> Result<(), MonitorError> {
         let (s, ns) = clock::realtime();
         self.entry.clear();
         clock::write_rfc3339_nanos(&mut self.entry, s, ns);
         self.entry.extend_from_slice(b" stdout ");
         self.entry.push(tag);
         self.entry.push(b' ');
-        self.entry.extend_from_slice(&self.line);
+        self.entry.extend_from_slice(&self.line[..n]);
         self.entry.push(b'\n');
-        self.line.clear();
+        self.line.drain(..n);
         self.out.write(&self.entry)?;
         Ok(())
     }
+}
+
+/// The index of the first `\n` in `data`, eight bytes at a time (the `haszero` trick).
+fn find_newline(data: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = LO * b'\n' as u64;
+    let mut i = 0;
+    while i + 8 <= data.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&data[i..i + 8]);
+        let x = u64::from_le_bytes(w) ^ NL;
+        if (x.wrapping_sub(LO) & !x & HI) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    data[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
 }
 
 /// An asciicast v2 recording.
@@ -270,6 +290,19 @@ mod tests {
                 ("P".into(), "tail".into()),
             ]
         );
+    }
+
+    #[test]
+    fn find_newline_agrees_with_a_plain_search() {
+        let mut v = vec![b'a'; 100];
+        assert_eq!(find_newline(&v), None);
+        for i in [0, 1, 7, 8, 9, 63, 64, 99] {
+            v[i] = b'\n';
+            assert_eq!(find_newline(&v), v.iter().position(|&b| b == b'\n'), "{i}");
+            assert_eq!(find_newline(&v[i..]), Some(0));
+        }
+        assert_eq!(find_newline(b""), None);
+        assert_eq!(find_newline(&[0x8a; 9]), None);
     }
 
     #[test]

@@ -68,6 +68,14 @@ const PARSE_SLICE: usize = 16 * 1024;
 const MAX_EXEC_SESSIONS: usize = 64;
 /// Most clients at once.
 const MAX_CLIENTS: usize = 4096;
+/// Buffered log bytes are written at the latest this long after the first of them.
+const LOG_FLUSH: f64 = 0.02;
+/// A read of at least this many bytes means bulk output: clients are sent to in larger frames.
+const BULK_READ: usize = 2048;
+/// Bulk output is gathered for a client up to this many bytes…
+const COALESCE_BYTES: u64 = 32 * 1024;
+/// …or this long.
+const COALESCE_SECS: f64 = 0.002;
 /// The read buffer for masters and client packets: above glibc's mmap threshold (128 KiB), so
 /// it is mapped on demand and an idle monitor never touches most of it.
 const SCRATCH: usize = 128 * 1024;
@@ -672,6 +680,12 @@ impl Monitor {
         for t in self.terms.iter().flatten() {
             if let Some(since) = t.cri_partial_since {
                 at(since + 1.0);
+            }
+            if let Some(d) = t.flush_due {
+                at(d);
+            }
+            if let Some(d) = t.pump_due {
+                at(d);
             }
         }
         if self.console_done() {
@@ -1990,9 +2004,43 @@ impl Monitor {
             if t.input_len() > 0 {
                 t.write_input();
             }
-            if got > 0 || t.exit.is_some() {
+            // Logs: small output (interactive) is written at once; bulk output when the
+            // buffer fills, else within LOG_FLUSH of its first byte (at once after the exit).
+            let small = got > 0 && got < BULK_READ && t.flush_due.is_none();
+            if got >= BULK_READ && t.flush_due.is_none() {
+                t.flush_due = Some(now + LOG_FLUSH);
+            }
+            if small || t.exit.is_some() || t.flush_due.is_some_and(|d| d <= now) {
                 let _ = t.flush_logs();
-                let ids = t.clients.clone();
+                t.flush_due = None;
+            }
+            // Clients: small output goes out at once (keystroke echo); a bulk read is gathered
+            // for up to COALESCE_SECS or COALESCE_BYTES per client, so a stream moves in large
+            // frames instead of one per 4 KiB the tty hands over.
+            let bulk = got >= BULK_READ;
+            let due = t.pump_due.is_some_and(|d| d <= now) || t.exit.is_some();
+            if got > 0 || due || t.exit.is_some() {
+                let head = t.ring.head();
+                let ids: Vec<u32> = t
+                    .clients
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        !bulk
+                            || due
+                            || self.clients.get(id).is_none_or(|c| {
+                                !matches!(c.phase, Phase::Live)
+                                    || c.lag(head) >= COALESCE_BYTES
+                                    || c.out_armed
+                            })
+                    })
+                    .collect();
+                let all = ids.len() == t.clients.len();
+                if all {
+                    t.pump_due = None;
+                } else if t.pump_due.is_none() {
+                    t.pump_due = Some(now + COALESCE_SECS);
+                }
                 self.scratch = std::mem::take(&mut scratch);
                 for id in ids {
                     self.pump_client(id);
@@ -2025,12 +2073,11 @@ impl Monitor {
             self.pump_client(id);
         }
         for t in self.terms.iter_mut().flatten() {
-            if t.cri_partial_since.is_some() {
+            // A partial line that waited a second goes to the CRI log as a `P` entry.
+            if t.cri_partial_since.is_some_and(|since| since <= now - 1.0) {
                 t.flush_cri_partial(now - 1.0)?;
-                t.raw.flush()?;
-                if let Some(c) = &mut t.cri {
-                    c.flush()?;
-                }
+                t.flush_logs()?;
+                t.flush_due = None;
             }
         }
         // Idle: parse a slice of screen backlog.

@@ -88,6 +88,10 @@ pub struct Term {
     pub cri_partial_since: Option<f64>,
     /// Bytes dropped because the master refused input (it was closed).
     pub input_dropped: u64,
+    /// When the buffered log bytes must be written (monotonic seconds).
+    pub flush_due: Option<f64>,
+    /// When clients held back to gather a bulk of output must be sent to.
+    pub pump_due: Option<f64>,
 }
 
 impl Term {
@@ -112,6 +116,8 @@ impl Term {
             clients: Vec::new(),
             cri_partial_since: None,
             input_dropped: 0,
+            flush_due: None,
+            pump_due: None,
         }
     }
 
@@ -147,7 +153,12 @@ impl Term {
         Ok(())
     }
 
-    /// Reads the master into `scratch` until `EAGAIN`, `EIO` or `budget` bytes.
+    /// Reads the master into `scratch` until `EAGAIN`, `EIO`, a short read or `budget` bytes.
+    ///
+    /// A short read ends the loop without the extra read that would return `EAGAIN`: the master
+    /// is registered edge-triggered, and data arriving after the read is a new edge (the tty
+    /// wakes its readers for every receive). After the process ended (`exit` set) the loop goes
+    /// on to `EAGAIN`/`EIO`, which is how the final drain is known to be complete.
     pub fn read_master(
         &mut self,
         scratch: &mut [u8],
@@ -171,6 +182,9 @@ impl Term {
                 Ok(n) => {
                     out.bytes += n;
                     self.output(&scratch[..n], now)?;
+                    if n < scratch.len() && self.exit.is_none() {
+                        return Ok(out);
+                    }
                 }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => return Ok(out),

@@ -1,0 +1,15 @@
+#!/bin/sh
+# The console monitor's speed and memory against baselines measured in the same run:
+# echo round trip (raw pty pair vs monitor + berth attach), throughput to 1 and 10 clients
+# (vs a raw pty pair), and private dirty memory per container with 100 containers attached
+# (vs conmon 2.1.6 holding runc containers). Prints figures and ratios; asserts nothing.
+#
+# Needs root, busybox-static (/bin/busybox), runc and conmon. Extra arguments go to the bench:
+#   --rounds N (2000)  --bytes N (268435456)  --reps N (3)  --containers N (100)
+#   --conmons N (5)    --skip-memory
+set -eu
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --release -q -p berth-cli -p berth-monitor --example monitor_bench
+sync
+exec "$CARGO_TARGET_DIR/release/examples/monitor_bench" "$@"
