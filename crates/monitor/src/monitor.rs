@@ -2004,16 +2004,6 @@ impl Monitor {
             if t.input_len() > 0 {
                 t.write_input();
             }
-            // Logs: small output (interactive) is written at once; bulk output when the
-            // buffer fills, else within LOG_FLUSH of its first byte (at once after the exit).
-            let small = got > 0 && got < BULK_READ && t.flush_due.is_none();
-            if got >= BULK_READ && t.flush_due.is_none() {
-                t.flush_due = Some(now + LOG_FLUSH);
-            }
-            if small || t.exit.is_some() || t.flush_due.is_some_and(|d| d <= now) {
-                let _ = t.flush_logs();
-                t.flush_due = None;
-            }
             // Clients: small output goes out at once (keystroke echo); a bulk read is gathered
             // for up to COALESCE_SECS or COALESCE_BYTES per client, so a stream moves in large
             // frames instead of one per 4 KiB the tty hands over.
@@ -2046,6 +2036,20 @@ impl Monitor {
                     self.pump_client(id);
                 }
                 scratch = std::mem::take(&mut self.scratch);
+            }
+            // Logs, after the clients so they never delay an echo: small output (interactive)
+            // is written at once; bulk output when the buffer fills, else within LOG_FLUSH of
+            // its first byte (and at once after the exit).
+            let Some(Some(t)) = self.terms.get_mut(ti) else {
+                continue;
+            };
+            let small = got > 0 && got < BULK_READ && t.flush_due.is_none();
+            if got >= BULK_READ && t.flush_due.is_none() {
+                t.flush_due = Some(now + LOG_FLUSH);
+            }
+            if small || t.exit.is_some() || t.flush_due.is_some_and(|d| d <= now) {
+                let _ = t.flush_logs();
+                t.flush_due = None;
             }
             self.update_input_pause(ti);
         }

@@ -349,7 +349,9 @@ pub enum Frame<'a> {
         /// One line for the user.
         message: &'a str,
     },
-    /// Monitor: the sessions and their clients, as JSON.
+    /// Monitor: the sessions and their clients, as JSON. A list longer than one frame comes
+    /// in several `ClientList` frames, to be concatenated until the monitor closes the
+    /// connection.
     ClientList(&'a str),
     /// Monitor: another client took this terminal over (`--force`); the connection closes.
     Takeover {
