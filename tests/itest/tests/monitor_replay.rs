@@ -258,7 +258,11 @@ fn the_cri_log_has_the_lines_without_onlcr() {
     m.start(&b, &id);
     enter(&m, &id);
     wait_offset(&m, &id, seq_output(2000).len() as u64);
-    let text = std::fs::read_to_string(m.dir(&id).join("console.cri.log")).unwrap();
+    // Bulk output reaches the log files within the monitor's flush interval (20 ms).
+    let text = wait_until("the CRI log's last line", T, || {
+        let t = std::fs::read_to_string(m.dir(&id).join("console.cri.log")).ok()?;
+        t.contains(" stdout F END\n").then_some(t)
+    });
     let mut contents = Vec::new();
     let mut last_ts = String::new();
     for line in text.lines() {
