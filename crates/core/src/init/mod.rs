@@ -291,6 +291,9 @@ fn init_steps<'c>(
         wait_for(channel, &ToChild::HooksDone)?;
     }
     if !hooks.create_container.is_empty() {
+        // As runc: createContainer hooks run with the rootfs as their working directory (hooks
+        // written for runc use relative paths such as `./lib/...`).
+        rustix::process::fchdir(&root).map_err(|e| Error::sys("chdir into rootfs", e))?;
         let state = crate::hooks::state_json(cfg.id, "creating", host_pid, cfg.bundle, spec);
         crate::hooks::run_all("createContainer", &hooks.create_container, &state)?;
     }
