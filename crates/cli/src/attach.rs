@@ -346,16 +346,56 @@ struct ModeTracker {
 }
 
 impl ModeTracker {
+    /// Looks at each `ESC` only (found eight bytes at a time): output streams through here.
     fn feed(&mut self, data: &[u8]) {
-        for w in data.windows(8) {
-            if w.starts_with(b"\x1b[?1049") || w.starts_with(b"\x1b[?1047") {
+        let mut at = 0;
+        while let Some(p) = find_esc(&data[at..]) {
+            let w = &data[at + p..];
+            if w.len() >= 8 && (w.starts_with(b"\x1b[?1049") || w.starts_with(b"\x1b[?1047")) {
                 match w[7] {
                     b'h' => self.alternate = true,
                     b'l' => self.alternate = false,
                     _ => {}
                 }
             }
+            at += p + 1;
         }
+    }
+}
+
+/// The index of the first `ESC` in `data` (the `haszero` trick on eight bytes at a time).
+fn find_esc(data: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const ESC: u64 = LO * 0x1b;
+    let mut i = 0;
+    while i + 8 <= data.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&data[i..i + 8]);
+        let x = u64::from_le_bytes(w) ^ ESC;
+        if (x.wrapping_sub(LO) & !x & HI) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    data[i..].iter().position(|&b| b == 0x1b).map(|p| i + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_tracker_follows_the_alternate_screen() {
+        let mut m = ModeTracker::default();
+        m.feed(b"abc\x1b[1m\x1b[?1049h");
+        assert!(m.alternate);
+        m.feed(&[0u8; 100]);
+        assert!(m.alternate);
+        m.feed(b"x\x1b[?1047l");
+        assert!(!m.alternate);
+        assert_eq!(find_esc(b"0123456789\x1b"), Some(10));
+        assert_eq!(find_esc(&[0x9b; 20]), None);
     }
 }
 
