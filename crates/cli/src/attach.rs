@@ -381,24 +381,6 @@ fn find_esc(data: &[u8]) -> Option<usize> {
     data[i..].iter().position(|&b| b == 0x1b).map(|p| i + p)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mode_tracker_follows_the_alternate_screen() {
-        let mut m = ModeTracker::default();
-        m.feed(b"abc\x1b[1m\x1b[?1049h");
-        assert!(m.alternate);
-        m.feed(&[0u8; 100]);
-        assert!(m.alternate);
-        m.feed(b"x\x1b[?1047l");
-        assert!(!m.alternate);
-        assert_eq!(find_esc(b"0123456789\x1b"), Some(10));
-        assert_eq!(find_esc(&[0x9b; 20]), None);
-    }
-}
-
 fn tty_size(fd: Option<BorrowedFd<'_>>) -> Option<(u16, u16)> {
     let ws = Winsize::get(fd?).ok()?;
     if ws.rows == 0 || ws.cols == 0 {
@@ -650,4 +632,22 @@ fn send_stdin(sock: BorrowedFd<'_>, data: &[u8]) -> anyhow::Result<()> {
         send_frame(sock, &Frame::Stdin(chunk))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_tracker_follows_the_alternate_screen() {
+        let mut m = ModeTracker::default();
+        m.feed(b"abc\x1b[1m\x1b[?1049h");
+        assert!(m.alternate);
+        m.feed(&[0u8; 100]);
+        assert!(m.alternate);
+        m.feed(b"x\x1b[?1047l");
+        assert!(!m.alternate);
+        assert_eq!(find_esc(b"0123456789\x1b"), Some(10));
+        assert_eq!(find_esc(&[0x9b; 20]), None);
+    }
 }
