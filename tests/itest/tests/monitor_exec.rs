@@ -66,6 +66,34 @@ fn an_exec_session_survives_its_client_and_keeps_its_exit_status() {
     );
     // The console is untouched.
     assert_eq!(m.session(&id, "console")["status"], "running");
+    // exec's own flags reach the session's process; --pid-file names it.
+    let pid_file = tempfile::NamedTempFile::new().unwrap();
+    let out = m
+        .berth([
+            "exec",
+            "-d",
+            "-t",
+            "-e",
+            "GREETING=hi-there",
+            "--cwd",
+            "/etc",
+            "--pid-file",
+        ])
+        .arg(pid_file.path())
+        .args([&id, "sh", "-c", "echo $GREETING in $(pwd); exec sleep 1000"])
+        .ok();
+    assert_eq!(out.stdout_str().trim(), "2");
+    let log = wait_until("the second session's output", T, || {
+        let l = String::from_utf8_lossy(&m.logs(&id, &["--exec", "2"])).into_owned();
+        l.contains('\n').then_some(l)
+    });
+    assert_eq!(log, "hi-there in /etc\r\n");
+    let pid: i64 = std::fs::read_to_string(pid_file.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(m.session(&id, "2")["pid"], pid);
     // Errors name the session.
     let out = m.berth(["attach", "--exec", "9", &id]).run();
     assert_eq!(out.code(), Some(1), "{out}");
@@ -342,10 +370,17 @@ fn create_t_then_start_and_run_t_in_the_foreground() {
     }
     let id = m.rt.id("exec-create-t");
     m.rt.guard().track(&id);
-    m.berth(["create", "-t", "--bundle"])
+    let pid_file = tempfile::NamedTempFile::new().unwrap();
+    m.berth(["create", "-t", "--pid-file"])
+        .arg(pid_file.path())
+        .arg("--bundle")
         .arg(b.path())
         .arg(&id)
         .ok();
+    assert_eq!(
+        std::fs::read_to_string(pid_file.path()).unwrap().trim(),
+        m.rt.pid(&id).to_string()
+    );
     assert_eq!(m.rt.status(&id).as_deref(), Some("created"));
     let (pty, client) = m.attach_pty(&id, &[], 24, 80);
     m.berth(["start", &id]).ok();
