@@ -6,7 +6,7 @@
 #
 # Needs root, busybox-static (/bin/busybox), runc and conmon. Extra arguments go to the bench:
 #   --rounds N (2000)  --bytes N (268435456)  --reps N (3)  --containers N (100)
-#   --conmons N (5)    --skip-memory
+#   --conmons N (5)    --only echo|throughput|memory
 set -eu
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

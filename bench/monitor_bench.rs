@@ -36,7 +36,7 @@ struct Opts {
     reps: usize,
     containers: usize,
     conmons: usize,
-    skip_memory: bool,
+    only: Option<String>,
 }
 
 fn parse_opts() -> Res<Opts> {
@@ -56,7 +56,7 @@ fn parse_opts() -> Res<Opts> {
         reps: 3,
         containers: 100,
         conmons: 5,
-        skip_memory: false,
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -79,7 +79,7 @@ fn parse_opts() -> Res<Opts> {
             "--reps" => o.reps = num(v()?)?.max(1) as usize,
             "--containers" => o.containers = num(v()?)? as usize,
             "--conmons" => o.conmons = num(v()?)? as usize,
-            "--skip-memory" => o.skip_memory = true,
+            "--only" => o.only = Some(v()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -141,11 +141,11 @@ fn drain(fd: BorrowedFd<'_>, quiet: Duration) -> Vec<u8> {
     out
 }
 
-/// The echo loop: one byte out, one byte back, `rounds` times after 200 warm-up rounds.
+/// The echo loop: one byte out, one byte back, `rounds` times after 50 warm-up rounds.
 fn echo_rounds(master: BorrowedFd<'_>, rounds: usize) -> Res<Vec<f64>> {
     let mut times = Vec::with_capacity(rounds);
     let mut b = [0u8; 64];
-    for i in 0..rounds + 200 {
+    for i in 0..rounds + 50 {
         let t = Instant::now();
         rustix::io::write(master, b"x").map_err(|e| format!("write: {e}"))?;
         let mut got = 0;
@@ -155,7 +155,7 @@ fn echo_rounds(master: BorrowedFd<'_>, rounds: usize) -> Res<Vec<f64>> {
             }
             got += rustix::io::read(master, &mut b).map_err(|e| format!("read: {e}"))?;
         }
-        if i >= 200 {
+        if i >= 50 {
             times.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
@@ -284,10 +284,12 @@ impl Env {
     }
 }
 
+/// Both set-ups stay up and are measured in alternating blocks, so a change in the machine's
+/// load hits both alike.
 fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<f64>)> {
     let bb = env.o.busybox.display().to_string();
     // Baseline: busybox cat on a pty pair.
-    let (m, p) = pty()?;
+    let (raw_m, p) = pty()?;
     let mut c = Command::new(&env.o.busybox);
     c.args([
         "sh",
@@ -296,25 +298,31 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<f64>)> {
     ]);
     let mut child = spawn_on(c, &p)?;
     drop(p);
-    drain(m.as_fd(), Duration::from_millis(300));
-    let raw = echo_rounds(m.as_fd(), env.o.rounds)?;
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(m);
+    drain(raw_m.as_fd(), Duration::from_millis(300));
 
     // Through the monitor and `berth attach`.
     let id = "bench-echo";
     env.start(&["sh", "-c", "stty raw -echo; echo READY; exec cat"], id)?;
-    let (m, p) = pty()?;
+    let (mon_m, p) = pty()?;
     let mut c = env.berth();
     c.args(["attach", id]);
     let mut attach = spawn_on(c, &p)?;
     drop(p);
-    drain(m.as_fd(), Duration::from_millis(500));
-    let mon = echo_rounds(m.as_fd(), env.o.rounds)?;
-    let _ = rustix::io::write(&m, b"\x10\x11");
+    drain(mon_m.as_fd(), Duration::from_millis(500));
+
+    let (mut raw, mut mon) = (Vec::new(), Vec::new());
+    let blocks = 10;
+    for _ in 0..blocks {
+        raw.extend(echo_rounds(raw_m.as_fd(), env.o.rounds / blocks)?);
+        mon.extend(echo_rounds(mon_m.as_fd(), env.o.rounds / blocks)?);
+    }
+    raw.sort_by(|a, b| a.total_cmp(b));
+    mon.sort_by(|a, b| a.total_cmp(b));
+    let _ = rustix::io::write(&mon_m, b"\x10\x11");
     let _ = attach.wait();
     env.delete(id);
+    let _ = child.kill();
+    let _ = child.wait();
     Ok((raw, mon))
 }
 
@@ -499,6 +507,23 @@ fn memory_bench(env: &mut Env) -> Res<()> {
         if !st.success() {
             return Err(format!("conmon for {id}: {st}"));
         }
+        // conmon runs `runc create` in the background: wait until the container exists.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !Command::new("/usr/sbin/runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .args(["state", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?
+            .success()
+        {
+            if Instant::now() > deadline {
+                return Err(format!("conmon did not create {id}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut c = Command::new("/usr/sbin/runc");
         c.arg("--root").arg(&runc_root).args(["start", &id]);
         env.run_ok(c, "runc start")?;
@@ -599,68 +624,75 @@ fn run() -> Res<()> {
         "berth console monitor benchmark ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let (raw, mon) = echo_bench(&mut env)?;
-    println!();
-    println!(
-        "echo round trip, 1 byte, {} rounds (µs)       p50      p90      p99",
-        env.o.rounds
-    );
-    println!(
-        "  raw pty pair                             {:>7.1}  {:>7.1}  {:>7.1}",
-        pct(&raw, 0.5),
-        pct(&raw, 0.9),
-        pct(&raw, 0.99)
-    );
-    println!(
-        "  monitor + berth attach                   {:>7.1}  {:>7.1}  {:>7.1}",
-        pct(&mon, 0.5),
-        pct(&mon, 0.9),
-        pct(&mon, 0.99)
-    );
-    println!(
-        "  added by the monitor path (p50): {:.1} µs (ratio {:.2})",
-        pct(&mon, 0.5) - pct(&raw, 0.5),
-        pct(&mon, 0.5) / pct(&raw, 0.5)
-    );
-
-    let mut raws = Vec::new();
-    let mut ones = Vec::new();
-    let mut tens = Vec::new();
-    let mut short = 0u64;
-    for _ in 0..env.o.reps {
-        raws.push(throughput_raw(&env)?);
-        let (r1, got1) = throughput_monitor(&mut env, 1)?;
-        let (r10, got10) = throughput_monitor(&mut env, 10)?;
-        ones.push(r1);
-        tens.push(r10);
-        short += env.o.bytes.saturating_sub(got1.min(got10));
+    let only = env.o.only.clone();
+    let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if want("echo") {
+        let (raw, mon) = echo_bench(&mut env)?;
+        println!();
+        println!(
+            "echo round trip, 1 byte, {} rounds (µs)       p50      p90      p99",
+            env.o.rounds
+        );
+        println!(
+            "  raw pty pair                             {:>7.1}  {:>7.1}  {:>7.1}",
+            pct(&raw, 0.5),
+            pct(&raw, 0.9),
+            pct(&raw, 0.99)
+        );
+        println!(
+            "  monitor + berth attach                   {:>7.1}  {:>7.1}  {:>7.1}",
+            pct(&mon, 0.5),
+            pct(&mon, 0.9),
+            pct(&mon, 0.99)
+        );
+        println!(
+            "  added by the monitor path (p50): {:.1} µs (ratio {:.2})",
+            pct(&mon, 0.5) - pct(&raw, 0.5),
+            pct(&mon, 0.5) / pct(&raw, 0.5)
+        );
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let (r, one, ten) = (med(&mut raws), med(&mut ones), med(&mut tens));
-    println!();
-    println!(
-        "throughput, {} MiB of zeros, median of {} (MB/s = 10^6 bytes/s)",
-        env.o.bytes >> 20,
-        env.o.reps
-    );
-    println!("  raw pty pair                 {:>8.1} MB/s", r / 1e6);
-    println!(
-        "  monitor, 1 client            {:>8.1} MB/s   ratio {:.2}",
-        one / 1e6,
-        one / r
-    );
-    println!(
-        "  monitor, 10 clients (each)   {:>8.1} MB/s   ratio {:.2}",
-        ten / 1e6,
-        ten / r
-    );
-    if short > 0 {
-        println!("  (some client received {short} bytes less than written: skipped by rotation)");
+    if want("throughput") {
+        let mut raws = Vec::new();
+        let mut ones = Vec::new();
+        let mut tens = Vec::new();
+        let mut short = 0u64;
+        for _ in 0..env.o.reps {
+            raws.push(throughput_raw(&env)?);
+            let (r1, got1) = throughput_monitor(&mut env, 1)?;
+            let (r10, got10) = throughput_monitor(&mut env, 10)?;
+            ones.push(r1);
+            tens.push(r10);
+            short += env.o.bytes.saturating_sub(got1.min(got10));
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let (r, one, ten) = (med(&mut raws), med(&mut ones), med(&mut tens));
+        println!();
+        println!(
+            "throughput, {} MiB of zeros, median of {} (MB/s = 10^6 bytes/s)",
+            env.o.bytes >> 20,
+            env.o.reps
+        );
+        println!("  raw pty pair                 {:>8.1} MB/s", r / 1e6);
+        println!(
+            "  monitor, 1 client            {:>8.1} MB/s   ratio {:.2}",
+            one / 1e6,
+            one / r
+        );
+        println!(
+            "  monitor, 10 clients (each)   {:>8.1} MB/s   ratio {:.2}",
+            ten / 1e6,
+            ten / r
+        );
+        if short > 0 {
+            println!(
+                "  (some client received {short} bytes less than written: skipped by rotation)"
+            );
+        }
     }
-    if !env.o.skip_memory {
+    if want("memory") {
         memory_bench(&mut env)?;
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -1059,7 +1059,7 @@ impl Monitor {
             self.epoll(),
             &master,
             token(T_MASTER, idx as u64),
-            EventFlags::IN | EventFlags::OUT | EventFlags::ET,
+            EventFlags::IN | EventFlags::ET,
         )
         .map_err(|e| MonitorError::sys("epoll_ctl", "pty master", e))?;
         let policy = self.policy_size(idx);
@@ -1596,6 +1596,29 @@ impl Monitor {
         }
     }
 
+    /// Arms `EPOLLOUT` on a master only while input waits for room: always armed, it would wake
+    /// the monitor each time the container reads its input (one useless turn per keystroke).
+    fn master_interest(&mut self, ti: usize) {
+        let Some(Some(t)) = self.terms.get_mut(ti) else {
+            return;
+        };
+        let want = t.input_len() > 0;
+        if t.out_armed == want {
+            return;
+        }
+        let Some(m) = t.master.as_ref() else {
+            return;
+        };
+        let mut flags = EventFlags::IN | EventFlags::ET;
+        if want {
+            flags |= EventFlags::OUT;
+        }
+        let ep = self.epoll.as_ref().expect("epoll exists while running");
+        if epoll::modify(ep, m, token(T_MASTER, ti as u64), flags).is_ok() {
+            t.out_armed = want;
+        }
+    }
+
     /// Pauses or resumes reading the read-write clients of terminal `ti` by its input queue.
     fn update_input_pause(&mut self, ti: usize) {
         let Some(Some(t)) = self.terms.get(ti) else {
@@ -2052,6 +2075,7 @@ impl Monitor {
                 t.flush_due = None;
             }
             self.update_input_pause(ti);
+            self.master_interest(ti);
         }
         self.scratch = scratch;
         // Terminals without a master that ended (an exec whose master never came): drained.

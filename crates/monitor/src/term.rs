@@ -92,6 +92,8 @@ pub struct Term {
     pub flush_due: Option<f64>,
     /// When clients held back to gather a bulk of output must be sent to.
     pub pump_due: Option<f64>,
+    /// The master's `EPOLLOUT` interest is on (only while input waits for room).
+    pub out_armed: bool,
 }
 
 impl Term {
@@ -118,6 +120,7 @@ impl Term {
             input_dropped: 0,
             flush_due: None,
             pump_due: None,
+            out_armed: false,
         }
     }
 
@@ -273,6 +276,7 @@ impl Term {
             self.screen.set_size(size.rows, size.cols);
             if let Some(c) = &mut self.cast {
                 c.resize(size.rows, size.cols)?;
+                c.flush()?;
             }
             self.size = size;
         }

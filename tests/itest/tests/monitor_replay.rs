@@ -96,6 +96,14 @@ fn replay_from_any_offset_is_exact_across_rotation() {
         }
     }
     files.push(dir.join("console.log"));
+    // Bulk output reaches the files within the monitor's flush interval (20 ms).
+    wait_until("the log files complete", T, || {
+        let n: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        (n == want.len() as u64).then_some(())
+    });
     let mut cat = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
