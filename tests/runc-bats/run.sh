@@ -198,6 +198,12 @@ for r in "${runtimes[@]}"; do
 		bad=$(grep -c '^not ok ' "$log" || true)
 		pass=$((ok - skip))
 		if [ $rc -eq 0 ]; then verdict=pass; elif [ $rc -eq 124 ]; then verdict=timeout; else verdict=FAIL; fi
+		if [ $rc -eq 124 ]; then
+			# The file's teardown did not run: drop the cgroups runc's helpers made, when empty.
+			for h in /sys/fs/cgroup/*/runc-cgroups-integration-test /sys/fs/cgroup/runc-cgroups-integration-test; do
+				[ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+			done
+		fi
 		result[$name/$f]="$verdict ($pass ok, $bad fail, $skip skip)"
 		printf '%-8s %-28s %-8s %3d ok %3d fail %3d skip %4ss\n' "$name" "$f" "$verdict" "$pass" "$bad" "$skip" "$secs" >&2
 	done
