@@ -85,13 +85,10 @@ impl Rule {
                         'r' => ACC_READ,
                         'w' => ACC_WRITE,
                         'm' => ACC_MKNOD,
+                        // runc ignores other letters ("rwa" in its own tests): so does berth.
                         _ => {
-                            return Err(CgroupError::invalid(
-                                field("access"),
-                                format!(
-                                    "{text:?} has {c:?}; only \"r\", \"w\" and \"m\" are allowed"
-                                ),
-                            ));
+                            log::warn!("{}: ignoring {c:?} in {text:?}", field("access"));
+                            0
                         }
                     };
                     bits |= bit;
@@ -378,12 +375,9 @@ mod tests {
                 .starts_with("linux.resources.devices[1].type:"),
             "{err}"
         );
-        let err = rules(&[rule(true, "c", Some(1), Some(3), "rwx")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("linux.resources.devices[0].access:"),
-            "{err}"
-        );
+        // Unknown access letters are ignored, as runc does.
+        let r = rules(&[rule(true, "c", Some(1), Some(3), "rwa")]).unwrap();
+        assert_eq!(r[0].v1_string(), "c 1:3 rw");
         let err = rules(&[rule(true, "c", Some(-7), Some(3), "r")]).unwrap_err();
         assert!(
             err.to_string()

@@ -440,14 +440,8 @@ fn validate_linux(linux: &Linux, ns: &Namespaces<'_>, opts: &ValidateOptions) ->
             if let Some(t) = &rule.typ {
                 one_of(&format!("{f}.type"), t, &["a", "b", "c"])?;
             }
-            if let Some(access) = &rule.access {
-                if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-                    return Err(SpecError::invalid(
-                        format!("{f}.access"),
-                        format!("{access:?} is not a subset of \"rwm\""),
-                    ));
-                }
-            }
+            // Letters other than r, w, m are ignored (with a warning where the rule is applied),
+            // as runc does: configs written for runc carry them ("rwa" in runc's own tests).
         }
     }
 
@@ -1186,13 +1180,6 @@ mod tests {
             cgroup_rules(s).push(DeviceCgroup {
                 allow: true,
                 typ: Some("x".into()),
-                ..DeviceCgroup::default()
-            })
-        }),
-        ("linux.resources.devices[1].access", |s| {
-            cgroup_rules(s).push(DeviceCgroup {
-                allow: true,
-                access: Some("rwx".into()),
                 ..DeviceCgroup::default()
             })
         }),
