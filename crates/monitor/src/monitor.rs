@@ -73,9 +73,9 @@ const LOG_FLUSH: f64 = 0.02;
 /// A read of at least this many bytes means bulk output: clients are sent to in larger frames.
 const BULK_READ: usize = 2048;
 /// Bulk output is gathered for a client up to this many bytes…
-const COALESCE_BYTES: u64 = 32 * 1024;
+const COALESCE_BYTES: u64 = 60 * 1024;
 /// …or this long.
-const COALESCE_SECS: f64 = 0.002;
+const COALESCE_SECS: f64 = 0.004;
 /// The read buffer for masters and client packets: above glibc's mmap threshold (128 KiB), so
 /// it is mapped on demand and an idle monitor never touches most of it.
 const SCRATCH: usize = 128 * 1024;
