@@ -156,6 +156,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 preserve_fds: a.preserve_fds,
                 apparmor: a.apparmor.clone(),
                 process_label: a.process_label.clone(),
+                ignore_paused: a.ignore_paused,
             };
             match rt.exec(&a.id, &opts) {
                 Ok(code) => code,

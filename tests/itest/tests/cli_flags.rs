@@ -300,3 +300,35 @@ fn concurrent_commands_are_serialised() {
         }
     }
 }
+
+/// `exec --ignore-paused` into a paused container: the process waits, frozen, and `resume`
+/// (which must not wait for the exec's lock) lets it run; without the flag it is refused.
+#[test]
+fn exec_ignore_paused_waits_for_resume() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.probe(&["sleep-forever"]);
+    let id = rt.id("ignore-paused");
+    rt.run_detached(&b, &id);
+    rt.cmd(["pause", &id]).ok();
+    let refused = rt.exec_cmd(&id, &["true"]).fails();
+    assert!(
+        refused.stderr_str().contains("paused"),
+        "{}",
+        refused.stderr_str()
+    );
+    let exec = rt
+        .cmd(["exec", "--ignore-paused", &id, "sh", "-c", "echo ran"])
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        exec.is_running(),
+        "the exec waits while the container is frozen"
+    );
+    rt.cmd(["resume", &id])
+        .timeout(Duration::from_secs(10))
+        .ok();
+    let out = exec.wait();
+    assert_eq!(out.stdout_str(), "ran\n", "{}", out.stderr_str());
+}

@@ -240,60 +240,11 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         log::debug!("cgroup {} ready", cgroup.path());
     }
 
-    // stdio plumbing
-    let mut relay_parts = None;
-    let stdio = if process.terminal {
-        if mode == Mode::RunForeground {
-            let console = berth_tty::host_console()?;
-            let size = initial_size(&process, Some(&console))?;
-            let (child_end, parent_end) = ConsoleSocket::socketpair()?;
-            let signals = berth_tty::relay::block_relay_signals()?.0;
-            relay_parts = Some(RelayParts::Terminal {
-                receiver: parent_end,
-                console,
-                signals,
-            });
-            StdioPlan::Terminal {
-                socket: child_end,
-                size,
-                clear_onlcr: true,
-            }
-        } else {
-            let path = opts
-                .console_socket
-                .as_ref()
-                .expect("checked by check_terminal");
-            let socket = ConsoleSocket::connect(path)?;
-            StdioPlan::Terminal {
-                socket,
-                size: initial_size(&process, None)?,
-                clear_onlcr: false,
-            }
-        }
-    } else if mode == Mode::RunForeground {
-        let (in_r, in_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        for fd in [&in_r, &out_w, &err_w] {
-            rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(process.user.uid)), None).ok();
-        }
-        let signals = berth_tty::relay::block_relay_signals()?.0;
-        relay_parts = Some(RelayParts::Pipes {
-            stdin: in_w,
-            stdout: out_r,
-            stderr: err_r,
-            signals,
-        });
-        StdioPlan::Pipes([in_r, out_w, err_w])
-    } else {
-        let guard = crate::init::process::any_stdio_is_tty();
-        if guard {
-            log::warn!(
-                "the container's stdio includes this terminal (pass-through): berth makes TIOCSTI and TIOCLINUX on it fail inside the container"
-            );
-        }
-        StdioPlan::Inherit { guard }
-    };
+    let (stdio, relay_parts) = plan_stdio(
+        &process,
+        mode != Mode::RunForeground,
+        opts.console_socket.as_deref(),
+    )?;
     let gate = if mode == Mode::Create {
         StartGate::Socket(crate::container::start::listen(dir)?)
     } else {
@@ -433,6 +384,67 @@ fn exit_note(pid: i32) -> String {
         },
         _ => String::new(),
     }
+}
+
+/// The child's standard streams, and berth's ends of them, for runc's four modes: a new terminal
+/// (its master to the console socket when detached, to berth's own relay in the foreground) or
+/// pass-through (berth's stdio inherited when detached, pipes berth relays in the foreground).
+/// In the foreground the relay's signals are blocked here, before the clone (no lost SIGCHLD).
+pub(crate) fn plan_stdio(
+    process: &berth_spec::Process,
+    detach: bool,
+    console_socket: Option<&Path>,
+) -> Result<(StdioPlan, Option<RelayParts>)> {
+    if process.terminal {
+        if detach {
+            let path = console_socket.expect("checked by check_terminal");
+            let plan = StdioPlan::Terminal {
+                socket: ConsoleSocket::connect(path)?,
+                size: initial_size(process, None)?,
+                clear_onlcr: false,
+            };
+            return Ok((plan, None));
+        }
+        let console = berth_tty::host_console()?;
+        let size = initial_size(process, Some(&console))?;
+        let (child_end, parent_end) = ConsoleSocket::socketpair()?;
+        let signals = berth_tty::relay::block_relay_signals()?.0;
+        let parts = RelayParts::Terminal {
+            receiver: parent_end,
+            console,
+            signals,
+        };
+        let plan = StdioPlan::Terminal {
+            socket: child_end,
+            size,
+            clear_onlcr: true,
+        };
+        return Ok((plan, Some(parts)));
+    }
+    if detach {
+        let guard = crate::init::process::any_stdio_is_tty();
+        if guard {
+            log::warn!(
+                "the container's stdio includes this terminal (pass-through): berth makes TIOCSTI and TIOCLINUX on it fail inside the container"
+            );
+        }
+        return Ok((StdioPlan::Inherit { guard }, None));
+    }
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    // The process may reopen its stdio through /proc/self/fd as its own user.
+    for fd in [&in_r, &out_w, &err_w] {
+        rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(process.user.uid)), None).ok();
+    }
+    let signals = berth_tty::relay::block_relay_signals()?.0;
+    let parts = RelayParts::Pipes {
+        stdin: in_w,
+        stdout: out_r,
+        stderr: err_r,
+        signals,
+    };
+    Ok((StdioPlan::Pipes([in_r, out_w, err_w]), Some(parts)))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

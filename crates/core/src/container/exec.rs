@@ -10,14 +10,13 @@ use std::path::PathBuf;
 
 use berth_spec::{NamespaceType, Process, Status};
 use berth_sys::process::{CloneOptions, Forked};
-use berth_tty::ConsoleSocket;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
-use super::create::{RelayParts, check_terminal, flush_stdio, initial_size, write_pid_file};
+use super::create::{check_terminal, flush_stdio, initial_size, write_pid_file};
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::error::{Error, Result};
-use crate::init::{StdioPlan, TenantConfig};
+use crate::init::TenantConfig;
 use crate::store::Store;
 
 /// Flags of `exec`.
@@ -54,6 +53,9 @@ pub struct ExecOptions {
     pub apparmor: Option<String>,
     /// `--process-label`: the process's SELinux label.
     pub process_label: Option<String>,
+    /// `--ignore-paused`: exec into a paused container too; the process starts frozen and
+    /// runs after `resume` (berth releases the container's lock before it waits).
+    pub ignore_paused: bool,
 }
 
 fn build_process(base: Option<&Process>, opts: &ExecOptions) -> Result<Process> {
@@ -138,6 +140,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     let record = dir.load()?;
     match super::status(&dir, &record) {
         Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
         Status::Paused => {
             return Err(Error::State(
                 "cannot exec in a paused container (use berth resume first)".into(),
@@ -192,55 +195,8 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     )
     .map_err(|e| Error::io("open", &root_path, e.into()))?;
 
-    let mut relay_parts = None;
-    let stdio = if process.terminal {
-        if opts.detach {
-            let path = opts
-                .console_socket
-                .as_ref()
-                .expect("checked by check_terminal");
-            StdioPlan::Terminal {
-                socket: ConsoleSocket::connect(path)?,
-                size: initial_size(&process, None)?,
-                clear_onlcr: false,
-            }
-        } else {
-            let console = berth_tty::host_console()?;
-            let size = initial_size(&process, Some(&console))?;
-            let (child_end, parent_end) = ConsoleSocket::socketpair()?;
-            let signals = berth_tty::relay::block_relay_signals()?.0;
-            relay_parts = Some(RelayParts::Terminal {
-                receiver: parent_end,
-                console,
-                signals,
-            });
-            StdioPlan::Terminal {
-                socket: child_end,
-                size,
-                clear_onlcr: true,
-            }
-        }
-    } else if opts.detach {
-        StdioPlan::Inherit {
-            guard: crate::init::process::any_stdio_is_tty(),
-        }
-    } else {
-        let mk = || {
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .map_err(|e| Error::sys("pipe", e))
-        };
-        let (in_r, in_w) = mk()?;
-        let (out_r, out_w) = mk()?;
-        let (err_r, err_w) = mk()?;
-        let signals = berth_tty::relay::block_relay_signals()?.0;
-        relay_parts = Some(RelayParts::Pipes {
-            stdin: in_w,
-            stdout: out_r,
-            stderr: err_r,
-            signals,
-        });
-        StdioPlan::Pipes([in_r, out_w, err_w])
-    };
+    let (stdio, relay_parts) =
+        super::create::plan_stdio(&process, opts.detach, opts.console_socket.as_deref())?;
     let (parent_channel, child_channel) = Channel::pair()?;
     flush_stdio();
     let forked = berth_sys::process::clone3(0, &CloneOptions::default())
@@ -264,6 +220,9 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         }
         Forked::Parent { pid, .. } => pid,
     };
+    // The child closed its copy of the lock; release ours too, so `resume`, `kill` and other
+    // commands are not held up by a process that may wait (frozen, or for its terminal).
+    drop(dir);
     drop(child_channel);
     drop(stdio);
     drop(joins);
@@ -316,7 +275,6 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, target)?;
     }
-    drop(dir);
     let Some(parts) = relay_parts else {
         return Ok(0);
     };
