@@ -13,6 +13,8 @@ packages=(
 	runc crun podman conmon containerd containers-common uidmap passwd
 	# test and bench tools
 	tmux hyperfine bats util-linux procps iproute2 python3 socat file jq
+	# the containerd CRI test's small gRPC client; runc's bats suite (apt-get source, gawk, xz)
+	python3-grpcio gawk xz-utils dpkg-dev
 )
 missing=()
 for p in "${packages[@]}"; do
