@@ -10,7 +10,7 @@ packages=(
 	# the busybox rootfs every demo and test container is made from
 	busybox-static
 	# reference runtimes and the real clients berth must work with
-	runc crun podman conmon containerd containers-common uidmap passwd
+	runc crun podman conmon containerd golang-github-containers-common uidmap passwd
 	# test and bench tools
 	tmux hyperfine bats util-linux procps iproute2 python3 socat file jq
 	# the containerd CRI test's small gRPC client; runc's bats suite (apt-get source, gawk, xz)
