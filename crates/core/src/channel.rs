@@ -109,7 +109,7 @@ impl Channel {
                     Ok(_) => continue,
                     Err(_) => return None,
                 },
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => continue,
                 _ => return None,
             }
         }
@@ -121,8 +121,10 @@ impl Channel {
         let n = loop {
             match rustix::net::recv(&self.fd, &mut buf, RecvFlags::empty()) {
                 Ok((n, _)) => break n,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::CONNRESET) => return Ok(None),
+                // The peer closed with a message of ours unread: the kernel reports that once
+                // (ECONNRESET) *before* the messages still queued for us, such as the child's
+                // error report. Read on: the queue, then end of file.
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNRESET) => continue,
                 Err(e) => return Err(Error::sys("receive on the init channel", e)),
             }
         };
@@ -132,5 +134,40 @@ impl Channel {
         serde_json::from_slice(&buf[..n])
             .map(Some)
             .map_err(|e| Error::sys("decode init message", std::io::Error::other(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The child reports an error and exits while a message from berth is still unread on its
+    /// side: the kernel then reports ECONNRESET to berth before the queued report, which must
+    /// still be read (a rare race in `create` that lost the init's error message).
+    #[test]
+    fn a_report_survives_the_peer_closing_with_unread_data() {
+        let (parent, child) = Channel::pair().unwrap();
+        child
+            .send(&ToParent::Error {
+                message: "boom".into(),
+            })
+            .unwrap();
+        parent.send(&ToChild::CgroupJoined).unwrap();
+        drop(child);
+        match parent.recv::<ToParent>().unwrap() {
+            Some(ToParent::Error { message }) => assert_eq!(message, "boom"),
+            other => panic!("lost the report: {other:?}"),
+        }
+        assert_eq!(parent.recv::<ToParent>().unwrap(), None);
+
+        let (parent, child) = Channel::pair().unwrap();
+        child
+            .send(&ToParent::Error {
+                message: "early".into(),
+            })
+            .unwrap();
+        parent.send(&ToChild::Continue).unwrap();
+        drop(child);
+        assert_eq!(parent.pending_error().as_deref(), Some("early"));
     }
 }
