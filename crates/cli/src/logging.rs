@@ -25,7 +25,10 @@ pub struct Logger {
 }
 
 enum Sink {
-    Stderr,
+    /// berth's stderr, through a private close-on-exec duplicate: a container's init or exec'd
+    /// process (a copy of berth until it execs) logs there even after it has put its own stdio
+    /// on fd 2, so berth's debug lines never end up in the container's terminal or pipes.
+    Stderr(Option<File>),
     File(File),
 }
 
@@ -86,10 +89,14 @@ impl Logger {
                     .open(p)
                     .map_err(|e| anyhow::anyhow!("open log file {}: {e}", p.display()))?,
             ),
-            None => Sink::Stderr,
+            None => Sink::Stderr(
+                rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3)
+                    .ok()
+                    .map(File::from),
+            ),
         };
         let to_terminal =
-            matches!(sink, Sink::Stderr) && rustix::termios::isatty(rustix::stdio::stderr());
+            matches!(sink, Sink::Stderr(_)) && rustix::termios::isatty(rustix::stdio::stderr());
         let level = if debug {
             LevelFilter::Debug
         } else {
@@ -111,7 +118,7 @@ impl Logger {
     pub fn to_stderr(&self) -> bool {
         matches!(
             *self.sink.lock().unwrap_or_else(|e| e.into_inner()),
-            Sink::Stderr
+            Sink::Stderr(_)
         )
     }
 }
@@ -137,7 +144,8 @@ impl Log for Logger {
         );
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let _ = match &mut *sink {
-            Sink::Stderr => writeln!(std::io::stderr(), "{line}"),
+            Sink::Stderr(Some(f)) => writeln!(f, "{line}"),
+            Sink::Stderr(None) => writeln!(std::io::stderr(), "{line}"),
             Sink::File(f) => writeln!(f, "{line}"),
         };
     }

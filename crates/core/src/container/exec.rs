@@ -220,6 +220,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         }
         Forked::Parent { pid, .. } => pid,
     };
+    log::debug!("nsexec container setup: exec child cloned, pid {child}");
     // The child closed its copy of the lock; release ours too, so `resume`, `kill` and other
     // commands are not held up by a process that may wait (frozen, or for its terminal).
     drop(dir);

@@ -209,6 +209,7 @@ fn init_steps<'c>(
     child_prologue(cfg.ns.dumpable_until_mapped)?;
     enter_namespaces(cfg.ns, channel)?;
     wait_for(channel, &ToChild::Continue)?;
+    log::debug!("child process in init()");
     not_dumpable()?;
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     // berth moves us into our cgroups meanwhile (a v1 migration costs milliseconds of RCU
@@ -346,6 +347,7 @@ fn init_steps<'c>(
     }
 
     join(&mut joined)?;
+    log::debug!("init: closing the pipe to signal completion");
     channel.send(&ToParent::Ready)?;
     match cfg.gate {
         StartGate::Channel => wait_for(channel, &ToChild::Start)?,
@@ -564,6 +566,9 @@ fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
         }
     }
     wait_for(channel, &ToChild::Continue)?;
+    // The phase names runc logs (its bats suite greps `--debug` output for them).
+    log::debug!("child process in init()");
+    log::debug!("setns_init: about to exec");
     process::set_exec_affinity(cfg.process, process::AffinityStage::Final)?;
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     if cfg.in_userns {
