@@ -40,8 +40,9 @@
 //! console (the systemd pattern); the next edge brings the source back.
 //!
 //! # Memory
-//! The relay lives as long as the container, so [`Relay::run`] first gives back what setup
-//! used: free heap (`malloc_trim`) and the resident pages of the code mappings (berth's and the
+//! The relay lives as long as the container, so once it has run for [`SHED_AFTER`] (a container
+//! that ends sooner does not pay for it: the pages would only fault back in for the teardown)
+//! [`Relay::run`] gives back what setup used: free heap (`malloc_trim`) and the resident pages of the code mappings (berth's and the
 //! libraries'; they stay in the page cache and only what the loop executes faults back in), then
 //! resets `VmHWM` so that the process's peak RSS from then on is the relay's own (see
 //! `berth_sys::mem`). The buffers are two [`BUFFER_SIZE`] allocations made before that.
@@ -90,6 +91,9 @@ use rustix::termios::{LocalModes, OptionalActions, OutputModes, SpecialCodeIndex
 
 use crate::error::TtyError;
 use crate::winsize::Winsize;
+
+/// How long the relay runs before it gives back setup memory (see "Memory").
+pub const SHED_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Size of each channel's buffer.
 pub const BUFFER_SIZE: usize = 64 * 1024;
@@ -453,10 +457,16 @@ impl Relay {
     /// Runs until the target has exited and all its output is flushed; returns how it ended.
     pub fn run(mut self) -> Result<ExitStatus, TtyError> {
         failpoints()?;
-        shed_setup_memory();
+        let shed_at = std::time::Instant::now() + SHED_AFTER;
+        let mut shed = false;
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
         self.reap()?;
         loop {
+            let now = std::time::Instant::now();
+            if !shed && now >= shed_at {
+                shed_setup_memory();
+                shed = true;
+            }
             let mut busy = false;
             for i in 0..self.channels.len() {
                 busy |= self.pump(i);
@@ -468,7 +478,18 @@ impl Relay {
             }
             // A channel that used up its budget still has work: only poll, so signals and the
             // other direction get their turn, then come back to it.
-            let timeout = busy.then_some(&ZERO);
+            let until_shed = (!shed).then(|| {
+                let left = shed_at.saturating_duration_since(now);
+                rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                }
+            });
+            let timeout = if busy {
+                Some(&ZERO)
+            } else {
+                until_shed.as_ref()
+            };
             let ready = match epoll::wait(&self.epoll, &mut events, timeout) {
                 Ok((ready, _)) => ready,
                 Err(Errno::INTR) => continue,
