@@ -30,6 +30,21 @@ enum Sink {
     /// on fd 2, so berth's debug lines never end up in the container's terminal or pipes.
     Stderr(Option<File>),
     File(File),
+    /// Nowhere: a container's init that outlives `create` lets go of the caller's stderr.
+    Closed,
+}
+
+static INSTALLED: std::sync::OnceLock<&'static Logger> = std::sync::OnceLock::new();
+
+/// Closes the logger's copy of the caller's stderr (a `--log` file stays open); later lines of
+/// this process are dropped. Called in a container's init that outlives `berth create`.
+pub fn release_callers_stderr() {
+    if let Some(logger) = INSTALLED.get() {
+        let mut sink = logger.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*sink, Sink::Stderr(_)) {
+            *sink = Sink::Closed;
+        }
+    }
 }
 
 fn level_name(level: Level) -> &'static str {
@@ -110,6 +125,7 @@ impl Logger {
             started: Instant::now(),
         }));
         log::set_logger(logger).map_err(|e| anyhow::anyhow!("install logger: {e}"))?;
+        let _ = INSTALLED.set(logger);
         log::set_max_level(level);
         Ok(logger)
     }
@@ -147,6 +163,7 @@ impl Log for Logger {
             Sink::Stderr(Some(f)) => writeln!(f, "{line}"),
             Sink::Stderr(None) => writeln!(std::io::stderr(), "{line}"),
             Sink::File(f) => writeln!(f, "{line}"),
+            Sink::Closed => Ok(()),
         };
     }
 

@@ -251,6 +251,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    berth_core::set_init_detach_hook(logging::release_callers_stderr);
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

@@ -25,6 +25,23 @@ pub use container::run::RunOptions;
 pub use error::{Error, Result};
 pub use store::Store;
 
+static INIT_DETACH_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers what a container's init calls when it starts to outlive the command that created
+/// it (it waits for `berth start` after `berth create` has exited): the binary closes what its
+/// logger holds of the caller's stdio there, so a caller reading `create`'s output to its end
+/// (a shell's `$(...)`, conmon) is not kept waiting by the container.
+pub fn set_init_detach_hook(hook: fn()) {
+    let _ = INIT_DETACH_HOOK.set(hook);
+}
+
+/// Runs the hook set by [`set_init_detach_hook`], if any.
+pub(crate) fn run_init_detach_hook() {
+    if let Some(hook) = INIT_DETACH_HOOK.get() {
+        hook();
+    }
+}
+
 /// The runtime, rooted at a state directory (`--root`).
 #[derive(Debug, Clone)]
 pub struct Runtime {

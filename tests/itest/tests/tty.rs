@@ -559,3 +559,39 @@ fn exec_tty_is_a_session_leader_with_only_its_pty() {
     );
     assert_ne!(ctty["tty_nr"], "0", "{text}");
 }
+
+/// `create --console-socket` exits and lets go of its stdout and stderr, even with `--debug`:
+/// a caller reading them to their end (a shell's `$(...)`, as runc's bats suite does) is not
+/// held until `start` by the container's waiting init.
+#[test]
+fn create_with_a_console_socket_lets_go_of_the_callers_output() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.terminal(true);
+    let id = rt.id("create-pipes");
+    rt.guard().track_bundle(b.path());
+    let rx = ConsoleReceiver::new();
+    let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
+    let err_w = out_w.try_clone().expect("dup pipe");
+    rt.cmd(["--debug", "create", "--console-socket"])
+        .arg(rx.path())
+        .arg("--bundle")
+        .arg(b.path())
+        .arg(&id)
+        .stdout(Sink::Fd(out_w))
+        .stderr(Sink::Fd(err_w))
+        .ok();
+    let _console = rx.recv(T);
+    assert_eq!(rt.status(&id).as_deref(), Some("created"));
+    // Our copies of the write end are gone (moved into the command and closed after its
+    // spawn); only a leaked copy in the container's init could keep the pipe open.
+    berth_itest::wait_until("EOF on create's stdout/stderr pipe", T, || {
+        if !berth_itest::cmd::readable_within(&out_r, Duration::from_millis(100)) {
+            return None;
+        }
+        let mut buf = [0u8; 4096];
+        matches!(rustix::io::read(&out_r, &mut buf), Ok(0)).then_some(())
+    });
+    rt.start(&id);
+    rt.wait_for_status(&id, "running", T);
+}

@@ -352,6 +352,7 @@ fn init_steps<'c>(
     match cfg.gate {
         StartGate::Channel => wait_for(channel, &ToChild::Start)?,
         StartGate::Socket(listener) => {
+            crate::run_init_detach_hook();
             let conn = accept_start(&listener)?;
             drop(listener);
             *reporter = Reporter::Start(conn);
