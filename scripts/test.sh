@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the suite makes real containers)" >&2; exit 1; }
 scripts/setup.sh
-export BERTH_BIN="$PWD/target/debug/berth"
+export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/berth"
 echo "== unit and integration tests (against berth)" >&2
 cargo test --workspace --no-fail-fast
 if [ -z "${BERTH_TEST_SKIP_RUNC:-}" ]; then
