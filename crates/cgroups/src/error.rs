@@ -56,6 +56,17 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    /// `exec --cgroup`: the process could not be put into the sub-cgroup.
+    #[error("--cgroup: adding pid {pid} to {}: {}", path.display(), os_text(source))]
+    AddPid {
+        /// The process.
+        pid: i32,
+        /// The `cgroup.procs` file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// A cgroup directory could not be made.
     #[error("mkdir {}: {}", path.display(), os_text(source))]
     Mkdir {
@@ -172,6 +183,7 @@ impl CgroupError {
         match self {
             CgroupError::Read { source, .. }
             | CgroupError::Write { source, .. }
+            | CgroupError::AddPid { source, .. }
             | CgroupError::Mkdir { source, .. }
             | CgroupError::Rmdir { source, .. }
             | CgroupError::Signal { source, .. }

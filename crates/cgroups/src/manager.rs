@@ -370,7 +370,7 @@ impl CgroupManager {
                 None => {
                     return Err(CgroupError::invalid(
                         format!("{RES}.unified"),
-                        "cgroup v2 files cannot be set on a cgroup v1 host",
+                        "invalid configuration: cgroup v2 files cannot be set on a cgroup v1 host",
                     ));
                 }
             }
@@ -402,6 +402,67 @@ impl CgroupManager {
         }
         for dir in self.dirs() {
             write(&dir, "cgroup.procs", &pid.to_string(), None)?;
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` into sub-cgroups of the container's cgroup (`exec --cgroup`): in
+    /// each v1 hierarchy the path given for its controller, else the bare path, else the
+    /// container's cgroup; in the cgroup2 hierarchy the bare path (on a hybrid host, whose
+    /// cgroup2 tree has no controllers, only if that sub-cgroup exists there).
+    pub fn add_pid_below(&self, pid: i32, subs: &crate::SubCgroups) -> Result<()> {
+        if subs.is_empty() {
+            return self.add_pid(pid);
+        }
+        for ctrl in subs.controllers() {
+            if self.hierarchy == Hierarchy::V2 {
+                return Err(CgroupError::invalid(
+                    "--cgroup",
+                    format!("controller {ctrl}: a controller-specific path needs cgroup v1"),
+                ));
+            }
+            if !self.v1.contains_key(ctrl) {
+                return Err(CgroupError::invalid(
+                    "--cgroup",
+                    format!("unknown controller {ctrl}"),
+                ));
+            }
+        }
+        // Co-mounted controllers (cpu,cpuacct) share a directory: a path named for any of
+        // them is the hierarchy's.
+        let mut per_hierarchy: BTreeMap<&Path, Option<&str>> = BTreeMap::new();
+        for (ctrl, base) in &self.v1 {
+            let chosen = per_hierarchy.entry(base.as_path()).or_insert(None);
+            let named = subs.controllers().any(|c| c == ctrl);
+            if named || chosen.is_none() {
+                *chosen = subs.for_controller(ctrl).or(*chosen);
+            }
+        }
+        let mut targets = BTreeSet::new();
+        for (base, sub) in per_hierarchy {
+            targets.insert(match sub {
+                Some(sub) => crate::sub::join_below(base, sub)?,
+                None => base.to_path_buf(),
+            });
+        }
+        if let Some(base) = &self.unified {
+            let dir = match subs.bare() {
+                Some(sub) => crate::sub::join_below(base, sub)?,
+                None => base.clone(),
+            };
+            if self.hierarchy == Hierarchy::Hybrid && !dir.is_dir() {
+                targets.insert(base.clone());
+            } else {
+                targets.insert(dir);
+            }
+        }
+        for dir in targets {
+            let path = dir.join("cgroup.procs");
+            std::fs::write(&path, pid.to_string()).map_err(|source| CgroupError::AddPid {
+                pid,
+                path,
+                source,
+            })?;
         }
         Ok(())
     }

@@ -201,7 +201,7 @@ pub fn validate(resources: &Resources, hierarchy: Hierarchy) -> Result<()> {
         if hierarchy == Hierarchy::V1 {
             return Err(bad(
                 format!("{RES}.unified"),
-                "cgroup v2 files cannot be set on a cgroup v1 host",
+                "invalid configuration: cgroup v2 files cannot be set on a cgroup v1 host",
             ));
         }
         for key in resources.unified.keys() {

@@ -227,11 +227,11 @@ pub struct ExecArgs {
     /// Pass this many extra fds to the process.
     #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run in a sub-cgroup (accepted for compatibility).
-    #[arg(long, hide = true)]
+    /// Run the process in a sub-cgroup of the container's cgroup: PATH, or CONTROLLER[,CONTROLLER]:PATH (cgroup v1); repeatable.
+    #[arg(long, value_name = "PATH")]
     pub cgroup: Vec<String>,
-    /// Exec even if the container is paused (accepted for compatibility).
-    #[arg(long = "ignore-paused", hide = true)]
+    /// Exec even if the container is paused; the process runs after `resume`.
+    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     /// The container id.
     pub id: String,

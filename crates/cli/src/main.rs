@@ -157,6 +157,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 apparmor: a.apparmor.clone(),
                 process_label: a.process_label.clone(),
                 ignore_paused: a.ignore_paused,
+                cgroups: a.cgroup.clone(),
             };
             match rt.exec(&a.id, &opts) {
                 Ok(code) => code,

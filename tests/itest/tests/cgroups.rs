@@ -28,7 +28,7 @@ use berth_itest::{
     wait_until,
 };
 use serde_json::{Value, json};
-use support::{T, bad_bundle, clear_err, create};
+use support::{T, bad_bundle, clear_err, clear_err_code, create};
 
 /// Prints each v1 controller file of the container's own cgroup, seen through its
 /// /sys/fs/cgroup (at the path /proc/self/cgroup names, or at the mount's root).
@@ -715,4 +715,108 @@ fn cgroup_v2_unavailable_controller_is_a_clear_error() {
     }
     drop(v2);
     l.assert_unchanged();
+}
+
+/// The container's cgroup path in the v1 `controller` hierarchy, as the host sees it.
+fn v1_path_of(pid: i32, controller: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} line in {text}"))
+}
+
+/// `exec --cgroup` (runc 1.1): the process joins a sub-cgroup for one controller, or for all
+/// with a bare path; `..`, an unknown controller and a missing sub-cgroup are clear errors.
+#[test]
+fn exec_into_sub_cgroups() {
+    let rt = runtime();
+    let (id, _b) = detached(&rt, "exec-subcg", |_| {}, SLEEPER);
+    let pid = rt.pid(&id);
+    let mem = PathBuf::from(format!(
+        "/sys/fs/cgroup/memory{}",
+        v1_path_of(pid, "memory")
+    ));
+    let pids = PathBuf::from(format!("/sys/fs/cgroup/pids{}", v1_path_of(pid, "pids")));
+    std::fs::create_dir(mem.join("submem")).expect("mkdir memory sub-cgroup");
+    std::fs::create_dir(pids.join("subp")).expect("mkdir pids sub-cgroup");
+    let line_of = |out: &str, ctrl: &str| -> String {
+        out.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == ctrl))
+            })
+            .unwrap_or_else(|| panic!("no {ctrl} line in {out}"))
+            .to_string()
+    };
+
+    let out = rt
+        .cmd([
+            "exec",
+            "--cgroup",
+            "memory:submem",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ])
+        .ok()
+        .stdout_str();
+    assert!(line_of(&out, "memory").ends_with("/submem"), "{out}");
+    assert!(!line_of(&out, "pids").ends_with("/subp"), "{out}");
+    let out = rt
+        .cmd([
+            "exec",
+            "--cgroup",
+            "memory:submem",
+            "--cgroup",
+            "pids:subp",
+            &id,
+        ])
+        .args(["cat", "/proc/self/cgroup"])
+        .ok()
+        .stdout_str();
+    assert!(line_of(&out, "memory").ends_with("/submem"), "{out}");
+    assert!(line_of(&out, "pids").ends_with("/subp"), "{out}");
+    let out = rt
+        .cmd(["exec", "--cgroup", "/", &id, "cat", "/proc/self/cgroup"])
+        .ok()
+        .stdout_str();
+    assert!(!line_of(&out, "memory").ends_with("/submem"), "{out}");
+
+    // Every failed exec exits 255, as with runc.
+    let out = rt.cmd(["exec", "--cgroup", "..", &id, "true"]).fails();
+    clear_err_code(&out, 255, &[".. is not a sub cgroup path"]);
+    let out = rt
+        .cmd(["exec", "--cgroup", "whaaat:/", &id, "true"])
+        .fails();
+    clear_err_code(&out, 255, &["unknown controller whaaat"]);
+    let out = rt
+        .cmd(["exec", "--cgroup", "nonexistent", &id, "true"])
+        .fails();
+    clear_err_code(
+        &out,
+        255,
+        &["adding pid", "/nonexistent/cgroup.procs", "no such file"],
+    );
+    assert_eq!(pids_in(&pids.join("subp")), Vec::<i32>::new());
+
+    rt.kill(&id, "KILL");
+    rt.wait_for_status(&id, "stopped", T);
+    std::fs::remove_dir(mem.join("submem")).expect("rmdir memory sub-cgroup");
+    std::fs::remove_dir(pids.join("subp")).expect("rmdir pids sub-cgroup");
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .expect("read cgroup.procs")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
 }

@@ -56,6 +56,9 @@ pub struct ExecOptions {
     /// `--ignore-paused`: exec into a paused container too; the process starts frozen and
     /// runs after `resume` (berth releases the container's lock before it waits).
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's cgroup to put the process in
+    /// (`PATH`, or `CTRL[,CTRL]:PATH` per v1 controller).
+    pub cgroups: Vec<String>,
 }
 
 fn build_process(base: Option<&Process>, opts: &ExecOptions) -> Result<Process> {
@@ -153,6 +156,12 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
         }
     }
     let process = build_process(record.spec.process.as_ref(), opts)?;
+    let subs = berth_cgroups::SubCgroups::parse(&opts.cgroups)?;
+    if !subs.is_empty() && record.cgroup.is_none() {
+        return Err(Error::Usage(
+            "--cgroup: the container has no cgroup of its own".into(),
+        ));
+    }
     crate::init::process::check(&process, None)?;
     let seccomp = crate::init::seccomp::compile_for(&record.spec)?;
     check_terminal(process.terminal, opts.detach, opts.console_socket.is_some())?;
@@ -235,7 +244,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
     let mut target = child;
     if !fork_after {
         if let Some(cg) = &record.cgroup {
-            if let Err(e) = cg.add_pid(child) {
+            if let Err(e) = cg.add_pid_below(child, &subs) {
                 kill_child(child);
                 return Err(e.into());
             }
@@ -251,7 +260,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
                 );
                 target = pid;
                 if let Some(cg) = &record.cgroup {
-                    if let Err(e) = cg.add_pid(pid) {
+                    if let Err(e) = cg.add_pid_below(pid, &subs) {
                         kill_child(pid);
                         return Err(e.into());
                     }
