@@ -5,14 +5,29 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// `berth --version`, shaped like runc's: `berth version X` then `spec: Y` (clap prints the
-/// name first).
-const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+/// `berth --version` (or `-v`), shaped like runc's: `berth version X`, `commit: C`, `spec: Y`
+/// (clap prints the name first).
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("BERTH_COMMIT"),
+    "\nspec: 1.2.0"
+);
 
 /// berth: an OCI runtime whose terminals are first class.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version = VERSION, about, long_about = None)]
+#[command(
+    name = "berth",
+    version = VERSION,
+    about,
+    long_about = None,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version (runc's `-v`; `-V` works too).
+    #[arg(short = 'v', long = "version", short_alias = 'V', action = clap::ArgAction::Version)]
+    pub version: (),
     /// Enable debug logging.
     #[arg(long, global = true)]
     pub debug: bool,

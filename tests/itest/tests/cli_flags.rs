@@ -125,12 +125,27 @@ fn systemd_cgroup_is_a_clear_error() {
     assert!(rt.try_state(&id).is_none(), "nothing left behind");
 }
 
-/// `--version` prints the runtime's name and version; `features` prints a JSON document.
+/// `--version` and `-v` print runc's three lines (`NAME version X.Y.Z`, `commit: …`,
+/// `spec: X.Y.Z`, what Docker's `info` parses); `features` prints a JSON document.
 #[test]
 fn version_and_features() {
     let rt = runtime();
-    let v = rt.cmd_no_root(["--version"]).ok().stdout_str();
-    assert!(v.contains("version"), "{v}");
+    for flag in ["--version", "-v"] {
+        let v = rt.cmd_no_root([flag]).ok().stdout_str();
+        let lines: Vec<&str> = v.lines().collect();
+        let semver = |s: &str| {
+            let core = s.split(['+', '-', '~']).next().unwrap_or_default();
+            core.split('.').count() == 3 && core.split('.').all(|p| p.parse::<u32>().is_ok())
+        };
+        assert!(lines.len() >= 3, "{flag}: {v}");
+        let (name, version) = lines[0].split_once(" version ").expect("NAME version X");
+        assert!(!name.is_empty() && semver(version), "{flag}: {v}");
+        assert!(lines[1].starts_with("commit: "), "{flag}: {v}");
+        assert!(
+            lines[2].strip_prefix("spec: ").is_some_and(semver),
+            "{flag}: {v}"
+        );
+    }
     let f = rt.cmd_no_root(["features"]).run();
     if rt.kind() == Kind::Runc && !f.success() {
         // runc 1.1.5 has no `features` command yet.
