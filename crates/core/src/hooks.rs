@@ -93,7 +93,10 @@ fn wait_until(
 }
 
 fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
-    let name = format!("{kind} hook #{index} ({})", hook.path.display());
+    let name = format!(
+        "error running hook #{index} ({kind}, {})",
+        hook.path.display()
+    );
     let mut cmd = Command::new(&hook.path);
     if let Some(argv0) = hook.args.first() {
         cmd.arg0(argv0);
@@ -150,11 +153,48 @@ fn run_one(kind: &str, index: usize, hook: &Hook, state: &str) -> Result<()> {
         // One line: the hook's output is folded onto it.
         let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
         return Err(Error::Hook(format!(
-            "{name}: {status}{}{out}",
+            "{name}: {}{}{out}",
+            exit_text(status),
             if out.is_empty() { "" } else { ": " }
         )));
     }
     Ok(())
+}
+
+/// How a hook ended, as runc words it (`exit status 3`, `signal: bad system call`).
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    let Some(sig) = status.signal() else {
+        return status.to_string();
+    };
+    let name = match sig {
+        libc::SIGHUP => "hangup",
+        libc::SIGINT => "interrupt",
+        libc::SIGQUIT => "quit",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGKILL => "killed",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGALRM => "alarm clock",
+        libc::SIGTERM => "terminated",
+        libc::SIGSYS => "bad system call",
+        libc::SIGXCPU => "CPU time limit exceeded",
+        libc::SIGXFSZ => "file size limit exceeded",
+        _ => return format!("signal: {sig}"),
+    };
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    format!("signal: {name}{core}")
 }
 
 /// Runs `hooks` in order; the first failure stops them and is returned.

@@ -11,5 +11,6 @@ pub mod fd;
 pub mod mem;
 pub mod mount;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod tty;

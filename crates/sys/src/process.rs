@@ -178,11 +178,36 @@ pub fn cloexec_fds_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: setting FD_CLOEXEC changes no fd's ownership or validity.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    if ret == 0 {
+        return Ok(());
     }
+    let err = io::Error::last_os_error();
+    // A kernel before 5.11 (EINVAL for the flag), or a seccomp filter that refuses the call:
+    // mark each open fd instead.
+    if !matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSYS | libc::EINVAL | libc::EPERM)
+    ) {
+        return Err(err);
+    }
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            if fd >= first as i32 {
+                fds.push(fd);
+            }
+        }
+    }
+    for fd in fds {
+        // SAFETY: F_SETFD changes only the close-on-exec flag; a number that is not (or no
+        // longer, like the directory's own fd) open fails with EBADF, which is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }
 
 /// Clears `FD_CLOEXEC` on a descriptor the caller wants a child program to inherit.

@@ -584,3 +584,51 @@ fn engine_conversion_is_faithful() {
         .expect("clone rule");
     assert_eq!(clone["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
 }
+
+/// As runc: under a profile whose default refuses with another errno (Docker's: EPERM), a
+/// syscall numbered above every syscall the profile names gets ENOSYS, so a program probing for
+/// a syscall newer than the profile falls back instead of failing; a syscall the profile knows
+/// but leaves out still gets the default errno.
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    let profile = engine_profile(&docker_profile(), &caps_of(&b));
+    assert_eq!(profile["defaultErrnoRet"], 1);
+    seccomp(&mut b, profile);
+    // 246 is kexec_load on x86_64: Docker allows it only with CAP_SYS_BOOT.
+    let out = sh(
+        &rt,
+        &mut b,
+        "sc-enosys",
+        "/probe syscall 1000; /probe syscall 246",
+    );
+    assert_eq!(
+        out, "syscall nr=1000 err=ENOSYS\nsyscall nr=246 err=EPERM\n",
+        "{out}"
+    );
+}
+
+/// As runc: startContainer hooks run under the container's seccomp filter (runc's
+/// seccomp.bats): a hook that makes a syscall the profile kills fails the run, with the
+/// signal named.
+#[test]
+fn start_container_hooks_run_under_the_filter() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    seccomp(
+        &mut b,
+        allow_but(json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}])),
+    );
+    b.config(|c| {
+        c["process"]["args"] = json!(["/bin/true"]);
+        c["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}
+        ]});
+    });
+    let id = rt.id("sc-hook");
+    let out = rt.run_cmd(&b, &id).fails();
+    let err = out.stderr_str();
+    assert!(err.contains("error running hook"), "{out}");
+    assert!(err.contains("bad system call"), "{out}");
+}

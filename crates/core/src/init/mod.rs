@@ -18,6 +18,7 @@ pub(crate) mod paths;
 pub(crate) mod process;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
+mod seccomp_enosys;
 pub(crate) mod ttys;
 
 use std::io::Write;
@@ -358,11 +359,14 @@ fn init_steps<'c>(
             *reporter = Reporter::Start(conn);
         }
     }
-    if !hooks.start_container.is_empty() {
-        let state = crate::hooks::state_json(cfg.id, "created", host_pid, cfg.bundle, spec);
-        crate::hooks::run_all("startContainer", &hooks.start_container, &state)?;
-    }
+    // As runc: startContainer hooks run last, as the process will (its identity, capabilities
+    // and seccomp filter), right before the exec.
+    let start_hooks = (!hooks.start_container.is_empty()).then(|| StartHooks {
+        hooks: &hooks.start_container,
+        state: crate::hooks::state_json(cfg.id, "created", host_pid, cfg.bundle, spec),
+    });
     Ok(finish_and_exec(
+        start_hooks,
         process,
         cfg.seccomp,
         guard,
@@ -470,7 +474,14 @@ fn process_limits(process: &Process) -> Result<()> {
 
 /// Identity, capabilities, `no_new_privs`, seccomp, cwd, descriptors, exec (runc's order; see
 /// [`process`]). Returns the error that stopped it.
+/// startContainer hooks and the state they are given.
+struct StartHooks<'h> {
+    hooks: &'h [berth_spec::Hook],
+    state: String,
+}
+
 fn finish_and_exec(
+    start_hooks: Option<StartHooks<'_>>,
     process: &Process,
     seccomp: Option<&seccomp::Filter>,
     tty_guard: bool,
@@ -483,6 +494,8 @@ fn finish_and_exec(
         if tty_guard {
             seccomp::load_tty_injection_guard()?;
         }
+        // Before any filter: the profile may not allow close_range.
+        process::prepare_fds(preserve_fds)?;
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
         if !process.no_new_privileges {
             if let Some(filter) = seccomp {
@@ -500,14 +513,16 @@ fn finish_and_exec(
         }
         let env = process::environment(process);
         let program = process::look_path(&process.args[0], &env)?;
-        process::prepare_fds(preserve_fds)?;
         if process.no_new_privileges {
             rustix::thread::set_no_new_privs(true)
                 .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
-            // As late as possible: only execve runs under the filter.
+            // As late as possible: only the startContainer hooks and execve run under it.
             if let Some(filter) = seccomp {
                 filter.load()?;
             }
+        }
+        if let Some(h) = start_hooks {
+            crate::hooks::run_all("startContainer", h.hooks, &h.state)?;
         }
         Ok(process::exec(&program, process, &env))
     };
@@ -608,6 +623,7 @@ fn tenant_steps(cfg: TenantConfig<'_>, channel: &Channel) -> Result<Error> {
     }
     process_limits(process)?;
     Ok(finish_and_exec(
+        None,
         process,
         cfg.seccomp,
         guard,

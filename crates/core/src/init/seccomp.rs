@@ -33,6 +33,7 @@ use libseccomp::{
 
 use berth_spec::{Seccomp, SpecError};
 
+use super::seccomp_enosys;
 use crate::error::{Error, Result};
 
 /// The largest errno the kernel passes through (`MAX_ERRNO`).
@@ -46,18 +47,80 @@ fn err(what: impl std::fmt::Display) -> Error {
     Error::Init(format!("seccomp: {what}"))
 }
 
-/// A compiled `linux.seccomp` profile, ready to load.
+/// A compiled `linux.seccomp` profile, ready to load: the classic BPF program (libseccomp's,
+/// behind the `-ENOSYS` stub) and the kernel's filter flags.
 pub(crate) struct Filter {
-    ctx: ScmpFilterContext,
+    program: Vec<berth_sys::seccomp::Insn>,
+    flags: u32,
 }
 
 impl Filter {
-    /// Loads the filter into the calling thread (never sets `no_new_privs` itself).
+    /// Loads the filter into the calling thread (never sets `no_new_privs` itself). No
+    /// allocation and no libseccomp call: safe in the child between clone and exec.
     pub(crate) fn load(&self) -> Result<()> {
-        self.ctx
-            .load()
+        berth_sys::seccomp::set_mode_filter(self.flags, &self.program)
             .map_err(|e| err(format!("load the linux.seccomp filter: {e}")))
     }
+
+    /// The number of BPF instructions.
+    pub(crate) fn len(&self) -> usize {
+        self.program.len()
+    }
+}
+
+/// The program libseccomp generates for `ctx`, as instructions.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<berth_sys::seccomp::Insn>> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("berth-seccomp-bpf", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| err(format!("memfd for the exported filter: {e}")))?;
+    ctx.export_bpf(&fd)
+        .map_err(|e| err(format!("export the linux.seccomp filter: {e}")))?;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| err(format!("read the exported filter: {e}")))?;
+    seccomp_enosys::parse_program(&bytes)
+        .ok_or_else(|| err(format!("libseccomp exported {} bytes", bytes.len())))
+}
+
+/// Per architecture the kernel may report for this filter, the largest syscall number the
+/// profile names (see [`seccomp_enosys`]).
+fn arch_limits(ctx: &ScmpFilterContext, profile: &Seccomp) -> Vec<seccomp_enosys::ArchLimit> {
+    let max_for = |arch: ScmpArch| -> Option<u32> {
+        profile
+            .syscalls
+            .iter()
+            .flat_map(|r| r.names.iter())
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, arch).ok())
+            .map(i32::from)
+            .filter(|&nr| nr >= 0)
+            .map(|nr| nr as u32)
+            .max()
+    };
+    let present = |arch: ScmpArch| ctx.is_arch_present(arch).unwrap_or(false);
+    let mut out = Vec::new();
+    for (arch, audit_arch) in [
+        (ScmpArch::X8664, seccomp_enosys::AUDIT_ARCH_X86_64),
+        (ScmpArch::X86, seccomp_enosys::AUDIT_ARCH_I386),
+        (ScmpArch::Aarch64, seccomp_enosys::AUDIT_ARCH_AARCH64),
+        (ScmpArch::Arm, seccomp_enosys::AUDIT_ARCH_ARM),
+    ] {
+        if !present(arch) {
+            continue;
+        }
+        let Some(max) = max_for(arch) else { continue };
+        let x32_max = (arch == ScmpArch::X8664 && present(ScmpArch::X32))
+            .then(|| max_for(ScmpArch::X32))
+            .flatten()
+            .map(|m| m | seccomp_enosys::X32_SYSCALL_BIT);
+        out.push(seccomp_enosys::ArchLimit {
+            audit_arch,
+            max,
+            x32_max,
+        });
+    }
+    out
 }
 
 fn add_native_arches(ctx: &mut ScmpFilterContext) -> Result<()> {
@@ -151,6 +214,7 @@ pub(crate) fn compile(profile: &Seccomp) -> Result<Filter> {
     let mut ctx = ScmpFilterContext::new(default)
         .map_err(|e| invalid(format!("{f}.defaultAction"), e.to_string()))?;
     ctx.set_ctl_nnp(false).map_err(err)?;
+    let mut flags = 0u32;
     for (i, arch) in profile.architectures.iter().enumerate() {
         let field = format!("{f}.architectures[{i}]");
         let a: ScmpArch = arch
@@ -162,9 +226,18 @@ pub(crate) fn compile(profile: &Seccomp) -> Result<Filter> {
     for (i, flag) in profile.flags.iter().enumerate() {
         let field = format!("{f}.flags[{i}]");
         let set = match flag.as_str() {
-            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map(|_| ()),
-            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map(|_| ()),
-            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_LOG" => {
+                flags |= berth_sys::seccomp::FLAG_LOG;
+                ctx.set_ctl_log(true).map(|_| ())
+            }
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
+                flags |= berth_sys::seccomp::FLAG_SPEC_ALLOW;
+                ctx.set_ctl_ssb(true).map(|_| ())
+            }
+            "SECCOMP_FILTER_FLAG_TSYNC" => {
+                flags |= berth_sys::seccomp::FLAG_TSYNC;
+                ctx.set_ctl_tsync(true).map(|_| ())
+            }
             // Only meaningful with a notify listener, which berth refuses above.
             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => Ok(()),
             other => return Err(invalid(field, format!("unknown flag {other:?}"))),
@@ -235,13 +308,25 @@ pub(crate) fn compile(profile: &Seccomp) -> Result<Filter> {
             })?;
         }
     }
-    Ok(Filter { ctx })
+    let permissive = matches!(default, ScmpAction::Allow | ScmpAction::Log)
+        || default == ScmpAction::Errno(libc::ENOSYS);
+    let mut program = if permissive {
+        Vec::new()
+    } else {
+        seccomp_enosys::stub(&arch_limits(&ctx, profile))
+    };
+    program.extend(export(&ctx)?);
+    Ok(Filter { program, flags })
 }
 
 /// Compiles `linux.seccomp` if the config has one.
 pub(crate) fn compile_for(spec: &berth_spec::Spec) -> Result<Option<Filter>> {
     match spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
-        Some(profile) => compile(profile).map(Some),
+        Some(profile) => {
+            let filter = compile(profile)?;
+            log::debug!("linux.seccomp: {} BPF instructions", filter.len());
+            Ok(Some(filter))
+        }
         None => Ok(None),
     }
 }
@@ -371,12 +456,31 @@ mod tests {
             "SECCOMP_FILTER_FLAG_TSYNC".into(),
         ];
         let f = compile(&p).expect("compiles");
-        assert!(f.ctx.get_ctl_log().expect("log"));
-        assert!(f.ctx.get_ctl_ssb().expect("ssb"));
-        assert!(f.ctx.get_ctl_tsync().expect("tsync"));
+        use berth_sys::seccomp::{FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC};
+        assert_eq!(f.flags, FLAG_LOG | FLAG_SPEC_ALLOW | FLAG_TSYNC);
+    }
+
+    #[test]
+    fn a_refusing_default_gets_the_enosys_stub() {
+        let rules = || vec![rule(&["read", "write", "openat"], "SCMP_ACT_ALLOW")];
+        let eperm = compile(&profile("SCMP_ACT_ERRNO", rules())).expect("compiles");
+        let mut p = profile("SCMP_ACT_ERRNO", rules());
+        p.default_errno_ret = Some(libc::ENOSYS as u32);
+        let enosys = compile(&p).expect("compiles");
         assert!(
-            !f.ctx.get_ctl_nnp().expect("nnp"),
-            "libseccomp must not set NNP"
+            eperm.len() > enosys.len(),
+            "stub missing: {} vs {}",
+            eperm.len(),
+            enosys.len()
+        );
+        let allow = compile(&profile(
+            "SCMP_ACT_ALLOW",
+            vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")],
+        ))
+        .expect("compiles");
+        assert_eq!(
+            allow.program[0].k, 4,
+            "libseccomp's program starts by loading arch"
         );
     }
 }

@@ -20,6 +20,8 @@
 //! sig-wait [COUNT]                 "sig-wait ready pid=P", then "signal N" per signal received;
 //!                                  exits 0 after COUNT signals (forever without COUNT)
 //! exit CODE                        exits with CODE
+//! syscall NR                       syscall NR with six zero arguments, raw (no libc
+//!                                  rewriting): syscall nr=NR ret=R | syscall nr=NR err=ENOSYS
 //! kill-self SIG                    kill(getpid(), SIG); as a pid namespace's init only SIGKILL
 //!                                  from an ancestor namespace can kill it, so prefer a config
 //!                                  without a pid namespace for that
@@ -81,6 +83,7 @@ fn main() {
         ["sig-wait", n] => sig_wait(Some(n.parse().unwrap_or_else(|_| usage("sig-wait COUNT")))),
         ["exit", code] => std::process::exit(code.parse().unwrap_or_else(|_| usage("exit CODE"))),
         ["kill-self", sig] => kill_self(sig),
+        ["syscall", nr] => raw_syscall(nr.parse().unwrap_or_else(|_| usage("syscall NR"))),
         _ => usage("berth-probe SUBCOMMAND (see the module docs)"),
     }
 }
@@ -309,4 +312,16 @@ fn kill_self(sig: &str) {
     std::thread::sleep(std::time::Duration::from_millis(200));
     line("kill-self result=survived");
     std::process::exit(1);
+}
+
+fn raw_syscall(nr: libc::c_long) {
+    // SAFETY: the test only passes numbers no kernel implements (or that take zeroes
+    // harmlessly); zero arguments point at nothing.
+    let ret = unsafe { libc::syscall(nr, 0, 0, 0, 0, 0, 0) };
+    if ret == -1 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        println!("syscall nr={nr} err={}", errno_name(e));
+    } else {
+        println!("syscall nr={nr} ret={ret}");
+    }
 }
