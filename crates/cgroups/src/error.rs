@@ -102,7 +102,7 @@ pub enum CgroupError {
         reason: String,
     },
     /// A resource was asked for but its controller is not there.
-    #[error("{field}: the {controller} controller is not available for {}{}", path.display(), detail)]
+    #[error("{field}: invalid configuration: the {controller} controller is not available for {}{}", path.display(), detail)]
     ControllerUnavailable {
         /// The field that needs the controller.
         field: String,
@@ -112,14 +112,6 @@ pub enum CgroupError {
         path: PathBuf,
         /// Extra context, starting with `: ` when not empty.
         detail: String,
-    },
-    /// A newly made cgroup already holds processes that are not the container's.
-    #[error("cgroup {} is not empty: it already holds {count} process(es)", path.display())]
-    NotEmpty {
-        /// The directory.
-        path: PathBuf,
-        /// How many processes it holds.
-        count: usize,
     },
     /// The container's cgroup already exists and is frozen: a process placed there would stop
     /// at once (runc's message).

@@ -57,6 +57,9 @@ pub struct CgroupManager {
     /// The container's directory in the cgroup2 hierarchy (v2 and hybrid).
     #[serde(default)]
     unified: Option<PathBuf>,
+    /// The cgroup held other processes when the container was made in it.
+    #[serde(default)]
+    shared: bool,
 }
 
 /// Where one resource is written.
@@ -80,20 +83,33 @@ impl CgroupManager {
     /// Like [`CgroupManager::create`], with the hierarchies given (tests root a v2 manager at a
     /// hybrid host's `/sys/fs/cgroup/unified` this way).
     ///
-    /// Directories that already exist are used, unless they already hold processes (that
-    /// would hand someone else's processes to this container): then the error is
-    /// [`CgroupError::NotEmpty`]. On error, the directories this call made are removed.
+    /// Directories that already exist are used. If they already hold processes, the
+    /// container shares the cgroup (runc 1.1 warns and goes on; so does berth, with runc's
+    /// warning): [`CgroupManager::is_shared`] then tells `delete` not to kill or wait for the
+    /// other processes. On error, the directories this call made are removed.
     pub fn create_in(roots: &CgroupRoots, path: &CgroupPath) -> Result<Self> {
-        let manager = Self::open_in(roots, path);
+        let mut manager = Self::open_in(roots, path);
         let mut made = Vec::new();
-        let result = manager.make_dirs(roots, &mut made);
-        if let Err(err) = result {
-            for dir in made.iter().rev() {
-                let _ = std::fs::remove_dir(dir);
+        match manager.make_dirs(roots, &mut made) {
+            Ok(found) => {
+                if found > 0 {
+                    log::warn!("container's cgroup is not empty: {found} process(es) found");
+                    manager.shared = true;
+                }
+                Ok(manager)
             }
-            return Err(err);
+            Err(err) => {
+                for dir in made.iter().rev() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                Err(err)
+            }
         }
-        Ok(manager)
+    }
+
+    /// True when the cgroup held other processes when this container was made in it.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The manager for `path` under `roots`, without making or checking anything: for a
@@ -104,6 +120,7 @@ impl CgroupManager {
             path: path.as_str().to_string(),
             v1: BTreeMap::new(),
             unified: None,
+            shared: false,
         };
         if roots.hierarchy != Hierarchy::V2 {
             for (controller, mount) in &roots.v1 {
@@ -121,7 +138,9 @@ impl CgroupManager {
         manager
     }
 
-    fn make_dirs(&self, roots: &CgroupRoots, made: &mut Vec<PathBuf>) -> Result<()> {
+    /// Makes the missing directories; returns how many processes the existing ones hold.
+    fn make_dirs(&self, roots: &CgroupRoots, made: &mut Vec<PathBuf>) -> Result<usize> {
+        let mut found = 0;
         for dir in self.dirs() {
             let existed = dir.is_dir();
             if !existed {
@@ -148,10 +167,7 @@ impl CgroupManager {
                     }
                 }
             } else {
-                let count = read_procs(&dir).map(|p| p.len()).unwrap_or(0);
-                if count > 0 {
-                    return Err(CgroupError::NotEmpty { path: dir, count });
-                }
+                found = found.max(read_procs(&dir).map(|p| p.len()).unwrap_or(0));
             }
         }
         // As runc: a pre-existing frozen cgroup is refused (the init would freeze as soon as it
@@ -179,7 +195,7 @@ impl CgroupManager {
                 enabled.join(" ")
             );
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Validates `resources`, makes the directories and applies the resources. A refused value

@@ -546,7 +546,9 @@ fn bad_inputs_are_refused_and_leave_nothing() {
         None => {
             let err = fx.manager.apply(&r).unwrap_err().to_string();
             assert!(
-                err.starts_with("linux.resources.network.classID: the net_cls controller"),
+                err.starts_with(
+                    "linux.resources.network.classID: invalid configuration: the net_cls controller"
+                ),
                 "{err}"
             );
         }

@@ -201,7 +201,7 @@ fn missing_controller_is_named() {
     };
     let err = m.apply(&r).unwrap_err().to_string();
     assert!(
-        err.starts_with("linux.resources.pids.limit: the pids controller is not available for ")
+        err.starts_with("linux.resources.pids.limit: invalid configuration: the pids controller is not available for ")
             && err.ends_with("(cgroup.controllers: \"cpu memory\")"),
         "{err}"
     );

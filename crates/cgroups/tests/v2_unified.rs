@@ -262,7 +262,9 @@ fn v2_controller_files_and_unified_map() {
         );
         assert!(
             err.to_string()
-                .starts_with("linux.resources.memory: the memory controller is not available"),
+                .starts_with(
+                    "linux.resources.memory: invalid configuration: the memory controller is not available"
+                ),
             "{err}"
         );
         let mut r = Resources::default();
@@ -270,7 +272,9 @@ fn v2_controller_files_and_unified_map() {
         let err = fx.manager.apply(&r).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("linux.resources.unified[\"memory.high\"]: the memory controller"),
+                .starts_with(
+                    "linux.resources.unified[\"memory.high\"]: invalid configuration: the memory controller"
+                ),
             "{err}"
         );
     }

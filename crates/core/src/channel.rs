@@ -6,9 +6,15 @@
 //! its copy of the other end right after the clone, or that end-of-file would never come
 //! (runc#5087).
 
+use std::cell::RefCell;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -50,6 +56,13 @@ pub enum ToChild {
     CgroupJoined,
     /// `createRuntime` hooks ran.
     HooksDone,
+    /// The sources of these `mounts[]` entries (bind mounts), opened by berth inside the
+    /// container's mount namespace but with berth's credentials, ride on this message as
+    /// `SCM_RIGHTS`, in order: a user namespace's root may not be able to open them itself.
+    BindSources {
+        /// Indices into `mounts`.
+        mounts: Vec<usize>,
+    },
     /// Exec the program now (`run`; `create` uses the start socket instead).
     Start,
 }
@@ -58,9 +71,13 @@ pub enum ToChild {
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// Descriptors that came with received messages, oldest first, until taken.
+    received_fds: RefCell<Vec<OwnedFd>>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
+/// The most descriptors one message carries (the kernel's limit is 253).
+pub const MAX_FDS: usize = 64;
 
 impl Channel {
     /// A connected pair: `(parent end, child end)`.
@@ -72,12 +89,49 @@ impl Channel {
             None,
         )
         .map_err(|e| Error::sys("socketpair for the init channel", e))?;
-        Ok((Channel { fd: a }, Channel { fd: b }))
+        Ok((Channel::from_fd(a), Channel::from_fd(b)))
     }
 
     /// Wraps an already connected `SOCK_SEQPACKET` or `SOCK_STREAM` socket.
     pub fn from_fd(fd: OwnedFd) -> Channel {
-        Channel { fd }
+        Channel {
+            fd,
+            received_fds: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Takes the descriptors received so far (see [`Channel::send_with_fds`]).
+    pub fn take_fds(&self) -> Vec<OwnedFd> {
+        std::mem::take(&mut *self.received_fds.borrow_mut())
+    }
+
+    /// Sends one message with up to [`MAX_FDS`] descriptors (`SCM_RIGHTS`); the receiver
+    /// finds them with [`Channel::take_fds`] after its `recv`.
+    pub fn send_with_fds<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(Error::sys(
+                "send on the init channel",
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            ));
+        }
+        let bytes = serde_json::to_vec(msg)
+            .map_err(|e| Error::sys("encode init message", std::io::Error::other(e)))?;
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(Error::sys(
+                "send on the init channel",
+                std::io::Error::from_raw_os_error(libc::ENOBUFS),
+            ));
+        }
+        let iov = [IoSlice::new(&bytes)];
+        loop {
+            match rustix::net::sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::sys("send on the init channel", e)),
+            }
+        }
     }
 
     /// The socket.
@@ -118,9 +172,12 @@ impl Channel {
     /// Receives one message; `Ok(None)` at end of file (the peer closed or exec'd).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match rustix::net::recv(&self.fd, &mut buf, RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(msg) => break msg.bytes,
                 // The peer closed with a message of ours unread: the kernel reports that once
                 // (ECONNRESET) *before* the messages still queued for us, such as the child's
                 // error report. Read on: the queue, then end of file.
@@ -128,6 +185,11 @@ impl Channel {
                 Err(e) => return Err(Error::sys("receive on the init channel", e)),
             }
         };
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                self.received_fds.borrow_mut().extend(fds);
+            }
+        }
         if n == 0 {
             return Ok(None);
         }

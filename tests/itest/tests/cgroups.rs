@@ -820,3 +820,44 @@ fn pids_in(dir: &Path) -> Vec<i32> {
         .filter_map(|l| l.parse().ok())
         .collect()
 }
+
+/// As runc 1.1: a container made in a cgroup that already holds processes (two configs naming
+/// one `cgroupsPath`) gets runc's warning and runs; deleting it neither kills the other
+/// container's processes nor removes the cgroup they are in.
+#[test]
+fn a_cgroup_shared_with_another_container() {
+    let rt = runtime();
+    let path = format!("/berth-itest-shared-{}", std::process::id());
+    let mut b1 = Bundle::busybox();
+    b1.config(|c| c["linux"]["cgroupsPath"] = json!(path.clone()))
+        .sh(SLEEPER);
+    let id1 = rt.id("cg-shared-1");
+    rt.run_detached(&b1, &id1);
+    rt.wait_for_status(&id1, "running", T);
+
+    let mut b2 = Bundle::busybox();
+    b2.config(|c| c["linux"]["cgroupsPath"] = json!(path.clone()))
+        .sh("exit 0");
+    let id2 = rt.id("cg-shared-2");
+    rt.guard().track_bundle(b2.path());
+    let out = rt.cmd(["run", "--bundle"]).arg(b2.path()).arg(&id2).ok();
+    assert!(
+        out.stderr_str().contains("container's cgroup is not empty"),
+        "no warning: {out}"
+    );
+    // A foreground run deletes its container when the process exits.
+    assert!(rt.try_state(&id2).is_none(), "{id2} still exists");
+    assert_eq!(
+        rt.status(&id1).as_deref(),
+        Some("running"),
+        "the first one died"
+    );
+    let mem = PathBuf::from(format!("/sys/fs/cgroup/memory{path}"));
+    assert!(mem.is_dir(), "the shared cgroup was removed");
+    assert!(!pids_in(&mem).is_empty());
+
+    rt.kill(&id1, "KILL");
+    rt.wait_for_status(&id1, "stopped", T);
+    rt.cmd(["delete", &id1]).ok();
+    assert!(!mem.exists(), "the cgroup outlived both containers");
+}

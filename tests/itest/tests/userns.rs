@@ -422,3 +422,47 @@ fn device_entry_not_matching_the_host_node() {
     }
     l.assert_unchanged();
 }
+
+/// Bind mounts whose sources the user namespace's root cannot reach (0700 directories of the
+/// host's root): berth opens them for the init, inside its new mount namespace, with its own
+/// credentials (runc's userns.bats "2 inaccessible mounts" and "+ exec"). Both the clone3 path
+/// and the unshare path (a new time namespace takes it) are covered.
+#[test]
+fn bind_mounts_from_sources_only_the_hosts_root_can_reach() {
+    let rt = runtime();
+    for (name, time_ns) in [("userns-inacc", false), ("userns-inacc-t", true)] {
+        if time_ns && rt.kind() == Kind::Runc {
+            continue; // runc 1.1.5 has no time namespaces
+        }
+        let mut b = userns_bundle();
+        if time_ns {
+            b.namespace("time", None);
+        }
+        for n in 1..=2 {
+            let outer = b.path().join(format!("source-inaccessible-{n}"));
+            std::fs::create_dir_all(outer.join("dir")).expect("mkdir source");
+            std::fs::write(outer.join("dir/foo.txt"), format!("secret {n}\n")).expect("write");
+            std::fs::set_permissions(&outer, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .expect("chmod 700");
+            b.mount(json!({
+                "source": format!("source-inaccessible-{n}/dir"),
+                "destination": format!("/tmp/mount-{n}"),
+                "options": ["bind"]
+            }));
+        }
+        b.sh("cat /tmp/mount-1/foo.txt /tmp/mount-2/foo.txt; exec /probe sleep-forever");
+        let id = rt.id(name);
+        rt.run_detached(&b, &id);
+        rt.wait_for_status(&id, "running", T);
+        let out = rt
+            .exec_cmd(
+                &id,
+                &["cat", "/tmp/mount-1/foo.txt", "/tmp/mount-2/foo.txt"],
+            )
+            .ok()
+            .stdout_str();
+        assert_eq!(out, "secret 1\nsecret 2\n", "{name}");
+        rt.kill(&id, "KILL");
+        rt.wait_for_status(&id, "stopped", T);
+    }
+}

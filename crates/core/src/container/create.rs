@@ -295,6 +295,13 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     if !ns.general {
         if ns.new_user {
             crate::namespaces::write_id_maps(child_pid, &spec)?;
+            crate::init::send_bind_sources(
+                &parent_channel,
+                &spec,
+                &bundle,
+                child_pid,
+                &ns.idmapped,
+            )?;
         }
         parent_channel.send(&ToChild::Continue)?;
         join_cgroup(cgroup.as_ref(), child_pid, &parent_channel)?;
@@ -304,6 +311,15 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         match msg {
             Some(ToParent::NeedIdMap { pid }) => {
                 crate::namespaces::write_id_maps(pid, &spec)?;
+                if ns.unshare_flags & libc::CLONE_NEWNS as u64 != 0 {
+                    crate::init::send_bind_sources(
+                        &parent_channel,
+                        &spec,
+                        &bundle,
+                        pid,
+                        &ns.idmapped,
+                    )?;
+                }
                 parent_channel.send(&ToChild::IdMapDone)?;
             }
             Some(ToParent::Pid { pid }) => {

@@ -83,11 +83,25 @@ fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
 /// Removes what a stopped container leaves: poststop hooks, cgroup, state directory.
 pub(crate) fn destroy(dir: ContainerDir, record: &Record) -> Result<()> {
     if let Some(cg) = &record.cgroup {
-        // Anything the init left behind in its cgroup goes with it.
-        if !cg.pids().unwrap_or_default().is_empty() {
-            let _ = cg.kill_all(libc::SIGKILL);
+        if cg.is_shared() {
+            // Made in a cgroup other processes were in (runc 1.1 allows it): they are not
+            // this container's to kill, and the cgroup stays while they are in it.
+            let others = cg.pids().unwrap_or_default().len();
+            if others > 0 {
+                log::debug!(
+                    "shared cgroup {} kept: {others} process(es) in it",
+                    cg.path()
+                );
+            } else if let Err(e) = cg.destroy() {
+                log::warn!("shared cgroup {} left in place: {e}", cg.path());
+            }
+        } else {
+            // Anything the init left behind in its cgroup goes with it.
+            if !cg.pids().unwrap_or_default().is_empty() {
+                let _ = cg.kill_all(libc::SIGKILL);
+            }
+            cg.destroy()?;
         }
-        cg.destroy()?;
     }
     let hooks = record.spec.hooks.clone().unwrap_or_default();
     if !hooks.poststop.is_empty() {
@@ -129,7 +143,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 }
 
 fn kill_and_wait(record: &Record) -> Result<()> {
-    if let Some(cg) = &record.cgroup {
+    if let Some(cg) = record.cgroup.as_ref().filter(|cg| !cg.is_shared()) {
         cg.kill_all(libc::SIGKILL)?;
         // A paused container's processes (cgroup v1 freezer) die only once thawed; runc thaws
         // after killing too (`delete --force` of a paused container).

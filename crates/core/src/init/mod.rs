@@ -22,7 +22,7 @@ mod seccomp_enosys;
 pub(crate) mod ttys;
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use berth_spec::{NamespaceType, Process, Spec};
@@ -105,13 +105,51 @@ impl Reporter<'_> {
     }
 }
 
+/// Bind mount sources berth sent (`ToChild::BindSources`), by index in `mounts`, until the
+/// rootfs is set up. The child is single-threaded; the lock is never contended.
+static BIND_SOURCES: std::sync::Mutex<Vec<(usize, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+
 fn wait_for(channel: &Channel, want: &ToChild) -> Result<()> {
-    match channel.recv::<ToChild>()? {
-        Some(m) if &m == want => Ok(()),
-        Some(m) => Err(Error::Init(format!("init: expected {want:?}, got {m:?}"))),
-        // berth went away: nobody is waiting for this container any more.
-        None => exit_immediately(1),
+    loop {
+        match channel.recv::<ToChild>()? {
+            Some(ToChild::BindSources { mounts }) => {
+                let fds = channel.take_fds();
+                if fds.len() != mounts.len() {
+                    return Err(Error::Init(format!(
+                        "init: {} bind mount sources announced, {} received",
+                        mounts.len(),
+                        fds.len()
+                    )));
+                }
+                BIND_SOURCES
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(mounts.into_iter().zip(fds));
+            }
+            Some(m) if &m == want => return Ok(()),
+            Some(m) => return Err(Error::Init(format!("init: expected {want:?}, got {m:?}"))),
+            // berth went away: nobody is waiting for this container any more.
+            None => exit_immediately(1),
+        }
     }
+}
+
+/// Sends the bind mount sources [`rootfs::open_bind_sources`] opened for `pid`'s new mount
+/// namespace, a few dozen per message.
+pub(crate) fn send_bind_sources(
+    channel: &Channel,
+    spec: &Spec,
+    bundle: &std::path::Path,
+    pid: i32,
+    idmapped: &[crate::namespaces::IdmappedMount],
+) -> Result<()> {
+    let sources = rootfs::open_bind_sources(spec, bundle, pid, idmapped);
+    for chunk in sources.chunks(crate::channel::MAX_FDS) {
+        let mounts = chunk.iter().map(|(i, _)| *i).collect();
+        let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
+        channel.send_with_fds(&ToChild::BindSources { mounts }, &fds)?;
+    }
+    Ok(())
 }
 
 /// The first steps of every child: default signal handling and an empty mask (berth blocked
@@ -275,6 +313,7 @@ fn init_steps<'c>(
     }
     drop(proc);
 
+    let bind_sources = std::mem::take(&mut *BIND_SOURCES.lock().unwrap_or_else(|e| e.into_inner()));
     let plan = rootfs::RootfsPlan {
         spec,
         rootfs: cfg.rootfs,
@@ -283,8 +322,10 @@ fn init_steps<'c>(
         cgroupns: cfg.ns.new_cgroup,
         idmapped: &cfg.ns.idmapped,
         cgroup: cfg.cgroup,
+        bind_sources: &bind_sources,
     };
     let root = rootfs::prepare(&plan)?;
+    drop(bind_sources);
     let hooks = spec.hooks.clone().unwrap_or_default();
     let host_pid = crate::hooks::host_pid();
     if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {

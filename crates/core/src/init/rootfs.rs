@@ -41,6 +41,61 @@ pub(crate) struct RootfsPlan<'a> {
     /// The container's cgroup (its directories are bound into a `cgroup` mount); the init may
     /// not have been moved into it yet.
     pub cgroup: Option<&'a berth_cgroups::CgroupManager>,
+    /// Bind mount sources berth opened for a user namespace's init ([`open_bind_sources`]),
+    /// by index in `mounts`.
+    pub bind_sources: &'a [(usize, OwnedFd)],
+}
+
+/// Berth's side of bind mounts into a new user namespace (runc does the same): the source of
+/// every bind mount, opened `O_PATH` through `/proc/PID/root` (so inside the container's new
+/// mount namespace, where the init can attach it) with berth's credentials, because the
+/// namespace's root may not be allowed to walk to it (a 0700 directory of the host's root).
+/// Resolved with `RESOLVE_IN_ROOT`, as the init would. A source berth cannot open is left out:
+/// the init then opens it itself and reports the error.
+pub(crate) fn open_bind_sources(
+    spec: &Spec,
+    bundle: &Path,
+    pid: i32,
+    idmapped: &[crate::namespaces::IdmappedMount],
+) -> Vec<(usize, OwnedFd)> {
+    let root_path = format!("/proc/{pid}/root");
+    let Ok(root) = rustix::fs::open(
+        root_path.as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (index, m) in spec.mounts.iter().enumerate() {
+        let opts = parse_mount_options(&m.options);
+        if !(opts.bind || m.typ.as_deref() == Some("bind"))
+            || idmapped.iter().any(|i| i.index == index)
+        {
+            continue;
+        }
+        let Some(source) = &m.source else { continue };
+        let source = if source.is_absolute() {
+            source.clone()
+        } else {
+            bundle.join(source)
+        };
+        let relative = source.strip_prefix("/").unwrap_or(&source);
+        match rustix::fs::openat2(
+            &root,
+            relative,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => out.push((index, fd)),
+            Err(e) => log::debug!(
+                "bind source {} not opened for the init: {e}",
+                source.display()
+            ),
+        }
+    }
+    out
 }
 
 fn mount_err(m: &Mount, what: &str, e: io::Error) -> Error {
@@ -368,9 +423,16 @@ fn bind_mount(
         .map_err(|e| mount_err(m, "attach the idmapped mount", e.into()))?;
         return finish_attrs(root, m, opts);
     }
-    let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
-    let is_dir = super::paths::is_dir(src.as_fd()).map_err(|e| Error::io("stat", &source, e))?;
+    let opened;
+    let src = match plan.bind_sources.iter().find(|(i, _)| Some(*i) == index) {
+        Some((_, fd)) => fd.as_fd(),
+        None => {
+            opened = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
+            opened.as_fd()
+        }
+    };
+    let is_dir = super::paths::is_dir(src).map_err(|e| Error::io("stat", &source, e))?;
     let target = if is_dir {
         mkdir_all(root, &m.destination, 0o755)
     } else {
@@ -379,10 +441,9 @@ fn bind_mount(
     .map_err(|e| mount_err(m, "create mount point", e))?;
     let mut attr = bind_attrs(opts);
     if plan.userns {
-        keep_locked(src.as_fd(), &mut attr);
+        keep_locked(src, &mut attr);
     }
-    attach_bind(src.as_fd(), target.as_fd(), opts.recursive, &attr)
-        .map_err(|e| mount_err(m, "bind", e))?;
+    attach_bind(src, target.as_fd(), opts.recursive, &attr).map_err(|e| mount_err(m, "bind", e))?;
     finish_attrs(root, m, opts)
 }
 
