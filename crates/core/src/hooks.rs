@@ -253,9 +253,24 @@ mod tests {
         )
         .expect_err("fails")
         .to_string();
-        assert!(e.contains("createRuntime hook #0 (/bin/sh)"), "{e}");
+        assert!(
+            e.starts_with("error running hook #0 (createRuntime, /bin/sh): exit status 3"),
+            "{e}"
+        );
         assert!(e.contains("boom"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_hook_killed_by_a_signal_is_named_as_runc_does() {
+        let e = run_all("poststart", &[hook("kill -SYS $$", None)], "{}")
+            .expect_err("fails")
+            .to_string();
+        assert!(
+            e.ends_with("signal: bad system call (core dumped)")
+                || e.ends_with("signal: bad system call"),
+            "{e}"
+        );
     }
 
     #[test]
