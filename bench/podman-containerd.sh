@@ -5,7 +5,7 @@
 #
 #   bench/podman-containerd.sh [-r RUNS] [-w WARMUP]
 #
-# Environment: BERTH_BIN (default: <CARGO_TARGET_DIR or target>/release/berth, built if missing),
+# Environment: BERTH_BIN (default: the static release build of scripts/release.sh),
 #   RUNC (default /usr/sbin/runc), CRUN (default /usr/bin/crun).
 #
 # Everything is private and removed at the end: podman gets its own --root/--runroot/--tmpdir,
@@ -38,9 +38,9 @@ for t in podman conmon containerd ctr hyperfine busybox jq; do
 	command -v "$t" >/dev/null || die "$t is missing (apt-get install podman conmon containerd hyperfine busybox-static jq)"
 done
 
-berth=${BERTH_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/berth}
-if [ ! -x "$berth" ]; then
-	(cd "$repo" && cargo build --release -p berth-cli) || die "cannot build berth"
+berth=${BERTH_BIN:-}
+if [ -z "$berth" ]; then
+	berth=$("$repo/scripts/release.sh")/berth || die "cannot build berth"
 fi
 runc=${RUNC:-/usr/sbin/runc}
 crun=${CRUN:-/usr/bin/crun}

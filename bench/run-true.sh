@@ -4,7 +4,7 @@
 # berth/runc and berth/crun.
 #
 #   bench/run-true.sh [RUNS]          (default 200 runs each)
-#   BERTH=/path/to/berth bench/run-true.sh
+#   BERTH=/path/to/berth bench/run-true.sh   (default: the static release build, scripts/release.sh)
 #
 # crun 1.8 refuses hybrid cgroup hosts (this machine: cgroup v1 controllers + cgroup2 at
 # /sys/fs/cgroup/unified), so the whole measurement runs inside
@@ -15,11 +15,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-200}
-berth=${BERTH:-$here/target/release/berth}
+if [ -z "${BERTH:-}" ]; then
+	BERTH=$("$here/scripts/release.sh")/berth
+	export BERTH
+fi
+berth=$BERTH
 runc=${RUNC:-$(command -v runc)}
 crun=${CRUN:-$(command -v crun)}
 for b in "$berth" "$runc" "$crun" "$(command -v hyperfine)" /bin/busybox; do
-	[ -x "$b" ] || { echo "bench: missing $b (run scripts/setup.sh and cargo build --release)" >&2; exit 1; }
+	[ -x "$b" ] || { echo "bench: missing $b (run scripts/setup.sh)" >&2; exit 1; }
 done
 if [ "${1:-}" != __inner ]; then
 	exec "$here/tests/itest/tools/crun-cgroup-v1.sh" "$0" __inner "$runs"

@@ -8,7 +8,7 @@
 #   BENCH_BYTES [268435456]  bytes the container writes for the throughput figures (256 MiB)
 #   BENCH_REPS  [5]          repetitions of every measurement (interleaved across runtimes)
 #   ECHO_N      [2000]       round trips per echo measurement
-#   BERTH       [<CARGO_TARGET_DIR or target>/release/berth, built if missing]
+#   BERTH       [the static release build of scripts/release.sh]
 #   RUNC        [/usr/sbin/runc]      CRUN [/usr/bin/crun] (empty: leave that runtime out)
 #   CRUN_WRAPPER [tests/itest/tools/crun-cgroup-v1.sh]  crun 1.8 refuses this hybrid-cgroup host
 #                                                      without it (empty: no wrapper)
@@ -59,7 +59,7 @@ triple="$(uname -m)-unknown-linux-gnu"
 	die "building the static probe failed"
 drv=$target/release/berth-tty-run
 probe=$target/itest-helper/$triple/release/berth-probe
-berth=${BERTH:-$target/release/berth}
+berth=${BERTH:-$("$repo/scripts/release.sh")/berth}
 runc=${RUNC-/usr/sbin/runc}
 crun=${CRUN-/usr/bin/crun}
 crun_wrapper=${CRUN_WRAPPER-$repo/tests/itest/tools/crun-cgroup-v1.sh}

@@ -12,6 +12,10 @@ scripts/setup.sh
 export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/berth"
 echo "== unit and integration tests (against berth)" >&2
 cargo test --workspace --no-fail-fast
+echo "== the shipped build (static, scripts/release.sh): lifecycle, terminals, monitor" >&2
+release=$(scripts/release.sh)
+BERTH_BIN="$release/berth" cargo test -p berth-itest --no-fail-fast \
+	--test lifecycle --test tty --test tty_session --test monitor_attach --test hardening_exe
 if [ -z "${BERTH_TEST_SKIP_RUNC:-}" ]; then
 	echo "== integration suite against runc (checks the tests themselves)" >&2
 	BERTH_TEST_RUNTIME=/usr/sbin/runc cargo test -p berth-itest --no-fail-fast

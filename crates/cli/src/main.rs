@@ -57,6 +57,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         _ => None,
     };
     if let Some(n) = preserve {
+        log::debug!("berth {} started", env!("CARGO_PKG_VERSION"));
         // `exec -p <(…)`: the process file is an fd the re-exec must not close.
         let keep: Vec<i32> = match &cli.command {
             Command::Exec(a) => a
@@ -68,6 +69,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             _ => Vec::new(),
         };
         berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep)?;
+        log::debug!("running from a sealed copy of berth");
     }
     let cgroups_optional = rootless.cgroups_optional();
     let rt = Runtime::new(&root);

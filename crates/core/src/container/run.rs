@@ -72,7 +72,10 @@ pub fn run(store: &Store, id: &str, opts: &RunOptions) -> Result<i32> {
     log::debug!("container process exited: {status:?}");
     if !opts.keep {
         match store.open(id) {
-            Ok(dir) => super::manage::destroy(dir, &created.record)?,
+            Ok(dir) => {
+                super::manage::destroy(dir, &created.record)?;
+                log::debug!("container {id} removed");
+            }
             // Deleted meanwhile (`delete --force` from elsewhere): nothing left to do.
             Err(Error::NotExist(_)) => {}
             Err(e) => return Err(e),
