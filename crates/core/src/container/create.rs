@@ -384,7 +384,10 @@ pub(crate) fn join_cgroup(
         Some(cgroup) => cgroup.add_pid(pid).map_err(Error::from),
         None => Ok(()),
     }
-    .and_then(|()| channel.send(&ToChild::CgroupJoined));
+    .and_then(|()| {
+        log::debug!("init {pid} joined its cgroups");
+        channel.send(&ToChild::CgroupJoined)
+    });
     result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
