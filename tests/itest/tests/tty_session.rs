@@ -193,6 +193,11 @@ fn exec_tty_detached_makes_one_connection_per_exec() {
         assert!(d.done.contains("end=EIO"), "{}", d.done);
         let text = String::from_utf8_lossy(&strip_cr(&d.out)).into_owned();
         let pts = text.lines().next().unwrap_or_default().to_string();
+        assert!(
+            text.contains("\nctty "),
+            "exec #{i}: the probe's line is missing (recvtty: {}): {text:?}",
+            d.done.trim()
+        );
         assert_leader_of(&text, &pts);
     }
     assert!(
