@@ -141,15 +141,7 @@ impl Channel {
 
     /// Sends one message.
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(msg)
-            .map_err(|e| Error::sys("encode init message", std::io::Error::other(e)))?;
-        loop {
-            match rustix::net::send(&self.fd, &bytes, SendFlags::NOSIGNAL) {
-                Ok(_) => return Ok(()),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(Error::sys("send on the init channel", e)),
-            }
-        }
+        self.send_with_fds(msg, &[])
     }
 
     /// A setup error the child already sent, if any, without waiting: when berth's own step

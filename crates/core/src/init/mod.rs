@@ -513,14 +513,14 @@ fn process_limits(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// Identity, capabilities, `no_new_privs`, seccomp, cwd, descriptors, exec (runc's order; see
-/// [`process`]). Returns the error that stopped it.
 /// startContainer hooks and the state they are given.
 struct StartHooks<'h> {
     hooks: &'h [berth_spec::Hook],
     state: String,
 }
 
+/// Descriptors, identity, capabilities, `no_new_privs`, seccomp, startContainer hooks, exec
+/// (runc's order; see [`process`]). Returns the error that stopped it.
 fn finish_and_exec(
     start_hooks: Option<StartHooks<'_>>,
     process: &Process,

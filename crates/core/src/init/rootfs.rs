@@ -46,6 +46,20 @@ pub(crate) struct RootfsPlan<'a> {
     pub bind_sources: &'a [(usize, OwnedFd)],
 }
 
+/// Whether `m` is a bind mount (`type: bind`, or a `bind`/`rbind` option).
+fn is_bind(m: &Mount, opts: &MountOptions) -> bool {
+    opts.bind || m.typ.as_deref() == Some("bind")
+}
+
+/// A bind mount's source on the host: relative sources are relative to the bundle.
+fn bind_source(source: &Path, bundle: &Path) -> PathBuf {
+    if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        bundle.join(source)
+    }
+}
+
 /// Berth's side of bind mounts into a new user namespace (runc does the same): the source of
 /// every bind mount, opened `O_PATH` through `/proc/PID/root` (so inside the container's new
 /// mount namespace, where the init can attach it) with berth's credentials, because the
@@ -69,17 +83,11 @@ pub(crate) fn open_bind_sources(
     let mut out = Vec::new();
     for (index, m) in spec.mounts.iter().enumerate() {
         let opts = parse_mount_options(&m.options);
-        if !(opts.bind || m.typ.as_deref() == Some("bind"))
-            || idmapped.iter().any(|i| i.index == index)
-        {
+        if !is_bind(m, &opts) || idmapped.iter().any(|i| i.index == index) {
             continue;
         }
         let Some(source) = &m.source else { continue };
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            bundle.join(source)
-        };
+        let source = bind_source(source, bundle);
         let relative = source.strip_prefix("/").unwrap_or(&source);
         match rustix::fs::openat2(
             &root,
@@ -159,7 +167,7 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
             continue;
         }
         mount_one(root.as_fd(), plan, m)?;
-        if m.destination == Path::new("/dev") && (opts.bind || m.typ.as_deref() == Some("bind")) {
+        if m.destination == Path::new("/dev") && is_bind(m, &opts) {
             dev_from_host = true;
         }
     }
@@ -233,7 +241,7 @@ fn attrs_for(f: u64, c: u64) -> MountAttr {
 fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<()> {
     let opts = parse_mount_options(&m.options);
     let typ = m.typ.as_deref().unwrap_or("");
-    if opts.bind || typ == "bind" {
+    if is_bind(m, &opts) {
         return bind_mount(root, plan, m, &opts);
     }
     match typ {
@@ -397,11 +405,7 @@ fn bind_mount(
             m.destination.display()
         ))
     })?;
-    let source: PathBuf = if source.is_absolute() {
-        source.clone()
-    } else {
-        plan.bundle.join(source)
-    };
+    let source = bind_source(source, plan.bundle);
     let index = plan.spec.mounts.iter().position(|x| std::ptr::eq(x, m));
     if let Some(idm) = plan.idmapped.iter().find(|i| Some(i.index) == index) {
         // Made, flags and idmapping included, by berth before the clone: attach it.
@@ -464,7 +468,7 @@ pub(crate) fn prepare_idmapped(
             continue;
         }
         let field = format!("mounts[{index}]");
-        if !(opts.bind || m.typ.as_deref() == Some("bind")) {
+        if !is_bind(m, &opts) {
             return Err(Error::Usage(format!(
                 "{field}: idmapped mounts must be bind mounts (type {:?})",
                 m.typ.as_deref().unwrap_or("")
@@ -494,11 +498,7 @@ pub(crate) fn prepare_idmapped(
         let Some(source) = &m.source else {
             return Err(Error::Usage(format!("{field}.source: missing")));
         };
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            bundle.join(source)
-        };
+        let source = bind_source(source, bundle);
         let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open bind mount source", &source, e.into()))?;
         let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
@@ -717,8 +717,7 @@ fn read_only_dev(spec: &Spec) -> Option<&Mount> {
     spec.mounts.iter().find(|m| {
         let opts = parse_mount_options(&m.options);
         m.destination == Path::new("/dev")
-            && !opts.bind
-            && m.typ.as_deref() != Some("bind")
+            && !is_bind(m, &opts)
             && opts.flags & libc::MS_RDONLY != 0
     })
 }
