@@ -36,8 +36,10 @@ pub(crate) struct ConsolePlan<'a> {
     pub uid: u32,
 }
 
-/// Steps 1–5. Returns nothing: afterwards fds 0/1/2 are the peer.
-pub(crate) fn setup(plan: &ConsolePlan<'_>) -> Result<()> {
+/// The container's root and its `/dev/pts` (we are in that root), opened `O_PATH`, the
+/// latter without following any link. The outer error is opening `/`; the inner one, for the
+/// caller to word, opening `/dev/pts`.
+pub(crate) fn open_root_and_devpts() -> Result<(OwnedFd, rustix::io::Result<OwnedFd>)> {
     let root = rustix::fs::open(
         "/",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -50,8 +52,14 @@ pub(crate) fn setup(plan: &ConsolePlan<'_>) -> Result<()> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH,
-    )
-    .map_err(|e| {
+    );
+    Ok((root, devpts))
+}
+
+/// Steps 1–5. Returns nothing: afterwards fds 0/1/2 are the peer.
+pub(crate) fn setup(plan: &ConsolePlan<'_>) -> Result<()> {
+    let (root, devpts) = open_root_and_devpts()?;
+    let devpts = devpts.map_err(|e| {
         Error::Init(format!(
             "terminal: no devpts directory at /dev/pts in the container: {e}"
         ))

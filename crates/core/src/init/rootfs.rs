@@ -564,25 +564,7 @@ fn attach_bind_rec(
     target: BorrowedFd<'_>,
     attr: &MountAttr,
 ) -> io::Result<()> {
-    let tree = rustix::mount::open_tree(
-        src,
-        "",
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_EMPTY_PATH
-            | OpenTreeFlags::AT_RECURSIVE,
-    )?;
-    if attr.attr_set != 0 || attr.attr_clr != 0 {
-        sysmount::mount_setattr(tree.as_fd(), true, attr)?;
-    }
-    rustix::mount::move_mount(
-        tree.as_fd(),
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )?;
-    Ok(())
+    attach_tree(src, target, true, true, attr)
 }
 
 /// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
@@ -590,6 +572,18 @@ pub(crate) fn attach_bind(
     src: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
     recursive: bool,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    attach_tree(src, target, recursive, false, attr)
+}
+
+/// Clones the mount at `src` (with the mounts below it when `recursive`), sets `attr` on the
+/// clone (on every mount of it when `attr_recursive`), and attaches it on `target`.
+fn attach_tree(
+    src: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    recursive: bool,
+    attr_recursive: bool,
     attr: &MountAttr,
 ) -> io::Result<()> {
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
@@ -600,7 +594,7 @@ pub(crate) fn attach_bind(
     }
     let tree = rustix::mount::open_tree(src, "", flags)?;
     if attr.attr_set != 0 || attr.attr_clr != 0 {
-        sysmount::mount_setattr(tree.as_fd(), false, attr)?;
+        sysmount::mount_setattr(tree.as_fd(), attr_recursive, attr)?;
     }
     rustix::mount::move_mount(
         tree.as_fd(),

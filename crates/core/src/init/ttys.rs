@@ -21,7 +21,7 @@ use std::path::Path;
 
 use berth_spec::Spec;
 use berth_tty::{ConsoleSocket, PtyPair};
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::Mode;
 
 use crate::error::{Error, Result};
 
@@ -50,20 +50,9 @@ pub(crate) fn setup(spec: &Spec, socket: &ConsoleSocket, uid: u32) -> Result<()>
     if n == 0 {
         return Ok(());
     }
-    let root = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open /", e))?;
-    let devpts = rustix::fs::openat2(
-        root.as_fd(),
-        "dev/pts",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH,
-    )
-    .map_err(|e| Error::Init(format!("{TTY_MAX}: no devpts at /dev/pts: {e}")))?;
+    let (root, devpts) = super::console::open_root_and_devpts()?;
+    let devpts =
+        devpts.map_err(|e| Error::Init(format!("{TTY_MAX}: no devpts at /dev/pts: {e}")))?;
     for k in 1..=n {
         let name = format!("/dev/tty{k}");
         let pair = PtyPair::open_in(devpts.as_fd())?;
