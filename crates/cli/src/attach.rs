@@ -159,6 +159,28 @@ pub(crate) enum Outcome {
     Replayed,
 }
 
+impl Options {
+    /// An interactive session on `target`, detaching on `keys` (a held prefix flushed after
+    /// one second), starting with a repaint and skipped to a repaint when it falls behind:
+    /// `berth console` and `berth run -t` in the foreground.
+    pub(crate) fn interactive(target: TargetArg, keys: DetachKeys) -> Options {
+        Options {
+            target,
+            keys: Some(keys),
+            detach_timeout: Some(Duration::from_secs(1)),
+            read_only: false,
+            no_stdin: false,
+            force: false,
+            ignore_size: false,
+            start: Start::Repaint,
+            flow: Flow::SkipToRepaint,
+            queue_limit: 0,
+            sig_proxy: false,
+            no_follow: false,
+        }
+    }
+}
+
 impl AttachArgs {
     pub(crate) fn options(&self) -> anyhow::Result<Options> {
         let keys = DetachKeys::parse_docker(&self.detach_keys)

@@ -4,10 +4,9 @@
 //! `Ctrl-a`; `-e` changes the prefix (`-e b`, `-e ^b`, `-e ctrl-b`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::anyhow;
-use berth_proto::{DetachKeys, Flow, Start};
+use berth_proto::DetachKeys;
 use clap::Args;
 
 use crate::attach::{self, Options, Outcome, TargetArg};
@@ -33,20 +32,7 @@ pub struct ConsoleArgs {
 /// `berth console`.
 pub(crate) fn run(root: &Path, a: &ConsoleArgs) -> anyhow::Result<i32> {
     let keys = DetachKeys::parse_escape(&a.escape).map_err(|e| anyhow!("--escape {e}"))?;
-    let opts = Options {
-        target: TargetArg::from_flags(None, Some(a.tty))?,
-        keys: Some(keys),
-        detach_timeout: Some(Duration::from_secs(1)),
-        read_only: false,
-        no_stdin: false,
-        force: false,
-        ignore_size: false,
-        start: Start::Repaint,
-        flow: Flow::SkipToRepaint,
-        queue_limit: 0,
-        sig_proxy: false,
-        no_follow: false,
-    };
+    let opts = Options::interactive(TargetArg::from_flags(None, Some(a.tty))?, keys);
     Ok(match attach::session(root, &a.id, &opts)? {
         Outcome::Exited(e) => e.code(),
         Outcome::Detached | Outcome::Replayed => 0,

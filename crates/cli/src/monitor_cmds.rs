@@ -252,20 +252,10 @@ fn start_monitor(root: &Path, a: &CreateArgs, start: bool, debug: bool) -> anyho
 /// `run -t` in the foreground: attach; the container's exit ends it (and deletes the container
 /// unless `--keep`); detaching leaves the container running.
 fn run_foreground(root: &Path, id: &str, keep: bool) -> anyhow::Result<i32> {
-    let opts = Options {
-        target: TargetArg::Console,
-        keys: Some(berth_proto::DetachKeys::docker_default()),
-        detach_timeout: Some(Duration::from_secs(1)),
-        read_only: false,
-        no_stdin: false,
-        force: false,
-        ignore_size: false,
-        start: Start::Repaint,
-        flow: Flow::SkipToRepaint,
-        queue_limit: 0,
-        sig_proxy: false,
-        no_follow: false,
-    };
+    let opts = Options::interactive(
+        TargetArg::Console,
+        berth_proto::DetachKeys::docker_default(),
+    );
     match attach::session(root, id, &opts)? {
         Outcome::Exited(e) => {
             if !keep {
