@@ -63,6 +63,22 @@ pub fn cgroup_dirs(id: &str) -> BTreeSet<PathBuf> {
     out
 }
 
+/// Detaches every mount at or below `dir` (deepest first): what a container manager (podman,
+/// containerd) left mounted in its private directories before they are removed.
+pub fn unmount_under(dir: &Path) {
+    let d = dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&d))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// Processes (pid, description) in a cgroup with a path component equal to one of `ids`, or
 /// with a command-line argument that is one of `needles` (or a path under it: bundle paths).
 /// Whole arguments only, so the needle `itest-x-1` does not match `itest-x-12`. The calling

@@ -259,17 +259,7 @@ impl Drop for Containerd {
                 let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
             }
         }
-        let d = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&d))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
-        }
+        berth_itest::leftovers::unmount_under(self.dir.path());
     }
 }
 
