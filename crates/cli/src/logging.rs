@@ -151,18 +151,23 @@ impl Log for Logger {
         let time = berth_spec::time::rfc3339_micros_now();
         let terminal = (self.to_terminal && self.format == LogFormat::Text)
             .then(|| self.started.elapsed().as_secs());
-        let line = format_line(
+        let mut line = format_line(
             self.format,
             record.level(),
             &record.args().to_string(),
             &time,
             terminal,
         );
+        // One write a line: berth's init and its parent append to the same file at once, and
+        // `writeln!` would write the newline separately, splicing their lines together (and
+        // containerd parses the last line as JSON).
+        line.push('\n');
+        let bytes = line.as_bytes();
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let _ = match &mut *sink {
-            Sink::Stderr(Some(f)) => writeln!(f, "{line}"),
-            Sink::Stderr(None) => writeln!(std::io::stderr(), "{line}"),
-            Sink::File(f) => writeln!(f, "{line}"),
+            Sink::Stderr(Some(f)) => f.write_all(bytes),
+            Sink::Stderr(None) => std::io::stderr().write_all(bytes),
+            Sink::File(f) => f.write_all(bytes),
             Sink::Closed => Ok(()),
         };
     }

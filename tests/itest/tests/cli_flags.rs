@@ -99,6 +99,38 @@ fn debug_flag() {
     assert!(!without.contains("level=debug"), "{without}");
 }
 
+/// The init and berth write debug lines to the same `--log` file at the same moments; every
+/// line stays whole JSON (containerd parses them). berth once wrote each line's newline in a
+/// second write, and with a release build about one run in a hundred spliced two lines
+/// together (this test caught it in one of two tries; the debug build is slower and collides
+/// less).
+#[test]
+fn debug_log_lines_from_init_and_parent_stay_whole() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runtime.log");
+    for n in 0..150 {
+        let id = rt.id(&format!("whole-{n}"));
+        rt.cmd(["--debug", "--log-format", "json", "--log"])
+            .arg(&log)
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .ok();
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = 0;
+    for line in text.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        assert!(v.get("msg").is_some(), "{line}");
+        lines += 1;
+    }
+    assert!(lines >= 150 * 3, "{lines} lines: {text}");
+}
+
 /// `--systemd-cgroup` is refused with a clear error while berth does not support it (runc
 /// supports it; that is a deliberate, documented difference).
 #[test]
