@@ -68,7 +68,14 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 .collect(),
             _ => Vec::new(),
         };
-        berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep)?;
+        // The child that starts a v1 cgroup migration's grace period is forked before the
+        // re-exec, so the wait runs while berth re-executes and loads the config.
+        berth_core::exeseal::ensure_sealed_keeping(
+            n,
+            &root,
+            &keep,
+            berth_cgroups::prime_migration,
+        )?;
         log::debug!("running from a sealed copy of berth");
     }
     let cgroups_optional = rootless.cgroups_optional();

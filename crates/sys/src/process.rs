@@ -34,6 +34,9 @@ pub struct CloneOptions<'a> {
     pub cgroup: Option<BorrowedFd<'a>>,
     /// Give the child the caller's parent as its parent (`CLONE_PARENT`).
     pub parent: bool,
+    /// No exit signal: the child's end sends no `SIGCHLD`, and only [`reap_silent_children`]
+    /// (`__WCLONE`) collects it, so waits for other children never see it.
+    pub silent_exit: bool,
 }
 
 #[repr(C)]
@@ -71,6 +74,9 @@ pub fn clone3(ns_flags: u64, options: &CloneOptions<'_>) -> io::Result<Forked> {
     }
     if options.parent {
         args.flags |= libc::CLONE_PARENT as u64;
+        args.exit_signal = 0;
+    }
+    if options.silent_exit {
         args.exit_signal = 0;
     }
     if let Some(cg) = options.cgroup {
@@ -119,6 +125,22 @@ pub fn fork_sibling() -> io::Result<Forked> {
             ..CloneOptions::default()
         },
     )
+}
+
+/// Collects every child made with [`CloneOptions::silent_exit`] that has ended, without
+/// waiting; returns how many.
+pub fn reap_silent_children() -> usize {
+    let mut reaped = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only `status`; `__WCLONE` limits it to children whose exit
+        // signal is not SIGCHLD, which berth makes only with `silent_exit`.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WCLONE) };
+        if pid <= 0 {
+            return reaped;
+        }
+        reaped += 1;
+    }
 }
 
 /// Ends the calling process at once with `code`, without running exit handlers or flushing

@@ -257,7 +257,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     let clone_opts = CloneOptions {
         pidfd: false,
         cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
-        parent: false,
+        ..CloneOptions::default()
     };
     flush_stdio();
     let forked =
@@ -354,6 +354,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
             }
         }
     }
+    // The child that primed the cgroup migration (berth_cgroups::prime) is done by now.
+    berth_sys::process::reap_silent_children();
     record.pid = init_pid;
     record.pid_start = crate::procfs::stat(init_pid)
         .map(|s| s.start_time)

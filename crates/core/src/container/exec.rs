@@ -282,6 +282,8 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOptions) -> Result<i32> {
             None => break,
         }
     }
+    // The child that primed the cgroup migration (berth_cgroups::prime) is done by now.
+    berth_sys::process::reap_silent_children();
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, target)?;
     }
