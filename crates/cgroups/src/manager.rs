@@ -89,14 +89,22 @@ impl CgroupManager {
     /// other processes. On error, the directories this call made are removed.
     pub fn create_in(roots: &CgroupRoots, path: &CgroupPath) -> Result<Self> {
         let mut manager = Self::open_in(roots, path);
+        manager.make_in(roots)?;
+        Ok(manager)
+    }
+
+    /// Makes the directories of a manager from [`CgroupManager::open_in`], as
+    /// [`CgroupManager::create_in`] does (berth resolves the cgroup and saves it in the
+    /// container's state first, and makes it after the clone on v1 and hybrid hosts).
+    pub fn make_in(&mut self, roots: &CgroupRoots) -> Result<()> {
         let mut made = Vec::new();
-        match manager.make_dirs(roots, &mut made) {
+        match self.make_dirs(roots, &mut made) {
             Ok(found) => {
                 if found > 0 {
                     log::warn!("container's cgroup is not empty: {found} process(es) found");
-                    manager.shared = true;
+                    self.shared = true;
                 }
-                Ok(manager)
+                Ok(())
             }
             Err(err) => {
                 for dir in made.iter().rev() {

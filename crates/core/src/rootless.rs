@@ -129,7 +129,7 @@ pub(crate) fn container_cgroup(
 ) -> Result<Option<CgroupManager>> {
     let linux = spec.linux.clone().unwrap_or_default();
     let cg_path = berth_cgroups::resolve_path(linux.cgroups_path.as_deref(), id)?;
-    let mut resources = linux.resources.clone().unwrap_or_default();
+    let resources = linux.resources.clone().unwrap_or_default();
     let optional = cgroups_optional && linux.cgroups_path.is_none();
     let cgroup = match CgroupManager::create(&cg_path) {
         Ok(cg) => cg,
@@ -146,6 +146,18 @@ pub(crate) fn container_cgroup(
         }
         Err(e) => return Err(e.into()),
     };
+    configure(spec, &cgroup)?;
+    Ok(Some(cgroup))
+}
+
+/// Applies `linux.resources` with the effective device rules to a cgroup just made; on
+/// failure removes it.
+pub(crate) fn configure(spec: &Spec, cgroup: &CgroupManager) -> Result<()> {
+    let mut resources = spec
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.clone())
+        .unwrap_or_default();
     resources.devices = crate::devrules::effective_rules(spec);
     if let Err(e) = cgroup.apply(&resources) {
         if let Err(cleanup) = cgroup.destroy() {
@@ -153,7 +165,7 @@ pub(crate) fn container_cgroup(
         }
         return Err(e.into());
     }
-    Ok(Some(cgroup))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! 1. check the id, load and validate the config, check the terminal flags (runc's texts);
 //! 2. make the state directory (the id is now taken) and, from here on, undo everything on error;
 //! 3. open what can fail early and cheaply, before any process exists: namespace paths, the
-//!    console socket, the cgroup;
+//!    console socket, the cgroup (made now on cgroup2 hosts, only resolved on v1 and hybrid
+//!    ones: see [`super::cgroup`]);
 //! 4. block the relay's signals (foreground) and `clone3` the init;
-//! 5. write id maps, put the init in its cgroup, let it continue; answer its hook request;
+//! 5. write id maps, let the init continue, make the cgroup if it waited and put the init in
+//!    it; answer its hook request;
 //! 6. on `Ready`, record pid and start time; `create` returns, `run` starts it at once.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -18,6 +20,7 @@ use berth_sys::process::{CloneOptions, Forked};
 use berth_sys::signal::SignalFd;
 use berth_tty::{ConsoleSocket, HostConsole, Winsize};
 
+use super::cgroup::CgroupPlan;
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::error::{Error, Result};
 use crate::init::{InitConfig, StartGate, StdioPlan};
@@ -227,17 +230,17 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         no_pivot: opts.no_pivot,
         extra: Default::default(),
     };
-    dir.save(&record)?;
 
     let mut ns = NsPlan::for_spec(&spec)?;
     ns.prepare_idmapped(&spec, &bundle)?;
-    // None: rootless without permission and without limits (see crate::rootless).
-    let cgroup = crate::rootless::container_cgroup(&spec, id, opts.cgroups_optional)?;
+    // Made now, or resolved now and made after the clone (see super::cgroup).
+    let mut cgroup_plan = CgroupPlan::for_spec(&spec, id, opts.cgroups_optional)?;
+    let cgroup = cgroup_plan.manager().cloned();
     cleanup.cgroup = cgroup.clone();
     record.cgroup = cgroup.clone();
     dir.save(&record)?;
     if let Some(cgroup) = &cgroup {
-        log::debug!("cgroup {} ready", cgroup.path());
+        log::debug!("cgroup {} resolved", cgroup.path());
     }
 
     let (stdio, relay_parts) = plan_stdio(
@@ -304,7 +307,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
             )?;
         }
         parent_channel.send(&ToChild::Continue)?;
-        join_cgroup(cgroup.as_ref(), child_pid, &parent_channel)?;
+        make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
+        join_cgroup(cgroup_plan.manager(), child_pid, &parent_channel)?;
     }
     loop {
         let msg = parent_channel.recv::<ToParent>()?;
@@ -331,7 +335,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 init_pid = pid;
                 cleanup.pid = Some(pid);
                 parent_channel.send(&ToChild::Continue)?;
-                join_cgroup(cgroup.as_ref(), pid, &parent_channel)?;
+                make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
+                join_cgroup(cgroup_plan.manager(), pid, &parent_channel)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
                 let hooks = spec.hooks.clone().unwrap_or_default();
@@ -373,6 +378,29 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         relay: relay_parts,
         init_pid,
     })
+}
+
+/// Makes a cgroup planned for after the clone (while the init sets up its mounts); records it
+/// again if it turned out to be shared. If the child died meanwhile, its own error message
+/// wins over berth's failure.
+fn make_cgroup(
+    plan: &mut CgroupPlan,
+    spec: &Spec,
+    record: &mut Record,
+    dir: &ContainerDir,
+    channel: &Channel,
+) -> Result<()> {
+    let result = plan.make(spec).and_then(|changed| match changed {
+        Some(manager) => {
+            record.cgroup = Some(manager);
+            dir.save(record)
+        }
+        None => Ok(()),
+    });
+    if let Some(cgroup) = plan.manager() {
+        log::debug!("cgroup {} ready", cgroup.path());
+    }
+    result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
 /// Moves `pid` into the container's cgroup (while it goes on setting itself up) and tells it so.

@@ -1,5 +1,6 @@
 //! The lifecycle verbs, one module each: berth's side of every `berth VERB`.
 
+mod cgroup;
 pub mod create;
 pub mod exec;
 pub mod manage;

@@ -155,6 +155,10 @@ pub(crate) fn mount_cgroup(
         )
         .map_err(|e| err(m, "cgroup2", e));
     }
+    if !plan.cgroupns {
+        // The container's directories are bound below: they must exist.
+        (plan.cgroup_ready)()?;
+    }
     let hierarchies = host_hierarchies().map_err(|e| err(m, "read mountinfo", e))?;
     let own = own_cgroups().map_err(|e| err(m, "read /proc/self/cgroup", e))?;
     let base = flags & !libc::MS_RDONLY;

@@ -253,16 +253,16 @@ fn init_steps<'c>(
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     // berth moves us into our cgroups meanwhile (a v1 migration costs milliseconds of RCU
     // grace period): wait for that only where it matters.
-    let mut joined = false;
-    let join = |joined: &mut bool| -> Result<()> {
-        if !*joined {
+    let joined = std::cell::Cell::new(false);
+    let join = || -> Result<()> {
+        if !joined.get() {
             wait_for(channel, &ToChild::CgroupJoined)?;
-            *joined = true;
+            joined.set(true);
         }
         Ok(())
     };
     if cfg.ns.new_cgroup {
-        join(&mut joined)?;
+        join()?;
         berth_sys::process::unshare(libc::CLONE_NEWCGROUP as u64)
             .map_err(|e| Error::sys("unshare the cgroup namespace", e))?;
     }
@@ -322,6 +322,7 @@ fn init_steps<'c>(
         cgroupns: cfg.ns.new_cgroup,
         idmapped: &cfg.ns.idmapped,
         cgroup: cfg.cgroup,
+        cgroup_ready: &join,
         bind_sources: &bind_sources,
     };
     let root = rootfs::prepare(&plan)?;
@@ -329,7 +330,7 @@ fn init_steps<'c>(
     let hooks = spec.hooks.clone().unwrap_or_default();
     let host_pid = crate::hooks::host_pid();
     if !hooks.prestart.is_empty() || !hooks.create_runtime.is_empty() {
-        join(&mut joined)?;
+        join()?;
         channel.send(&ToParent::CreateRuntimeHooks)?;
         wait_for(channel, &ToChild::HooksDone)?;
     }
@@ -388,7 +389,7 @@ fn init_steps<'c>(
         })?;
     }
 
-    join(&mut joined)?;
+    join()?;
     log::debug!("init: closing the pipe to signal completion");
     channel.send(&ToParent::Ready)?;
     match cfg.gate {

@@ -1,0 +1,77 @@
+//! When `create` makes the container's cgroup.
+//!
+//! The init has to be in its cgroup before it reports ready (and before it unshares a cgroup
+//! namespace or binds its cgroup directories into a `cgroup` mount), not before it is cloned.
+//! On v1 and hybrid hosts, where berth moves the init with a `cgroup.procs` write anyway,
+//! berth therefore resolves the cgroup before the clone (it is saved in the state, so a failed
+//! `create` removes it) and makes the directories and applies the resources after it, while
+//! the init sets up its mounts: a `mkdir` in each of nine v1 hierarchies and the resource
+//! writes cost about a millisecond. On a cgroup2 host the directory must exist before the
+//! clone (`CLONE_INTO_CGROUP`), and a rootless container may find it has no cgroup at all: both
+//! make it at once.
+
+use berth_cgroups::{CgroupManager, CgroupRoots, Hierarchy};
+use berth_spec::Spec;
+
+use crate::error::Result;
+
+/// The container's cgroup as `create` has it before the clone.
+pub(crate) enum CgroupPlan {
+    /// No cgroup of its own (rootless, without permission to make one).
+    Without,
+    /// Made and configured.
+    Made(CgroupManager),
+    /// Resolved only: [`CgroupPlan::make`] makes and configures it.
+    Later {
+        /// The manager, its directories not made yet.
+        manager: CgroupManager,
+        /// The host's hierarchies it was resolved in.
+        roots: CgroupRoots,
+    },
+}
+
+impl CgroupPlan {
+    /// Resolves the container's cgroup, making it at once where it cannot wait (see the module
+    /// docs).
+    pub(crate) fn for_spec(spec: &Spec, id: &str, cgroups_optional: bool) -> Result<CgroupPlan> {
+        let linux = spec.linux.clone().unwrap_or_default();
+        let optional = cgroups_optional && linux.cgroups_path.is_none();
+        if !optional {
+            let path = berth_cgroups::resolve_path(linux.cgroups_path.as_deref(), id)?;
+            let roots = CgroupRoots::detect()?;
+            if roots.hierarchy != Hierarchy::V2 {
+                let manager = CgroupManager::open_in(&roots, &path);
+                return Ok(CgroupPlan::Later { manager, roots });
+            }
+        }
+        Ok(
+            match crate::rootless::container_cgroup(spec, id, cgroups_optional)? {
+                Some(made) => CgroupPlan::Made(made),
+                None => CgroupPlan::Without,
+            },
+        )
+    }
+
+    /// The manager, made or not (what the state records and a failed `create` removes).
+    pub(crate) fn manager(&self) -> Option<&CgroupManager> {
+        match self {
+            CgroupPlan::Without => None,
+            CgroupPlan::Made(m) | CgroupPlan::Later { manager: m, .. } => Some(m),
+        }
+    }
+
+    /// Makes and configures a [`CgroupPlan::Later`] cgroup; returns the manager when that
+    /// changed what the state should record (the cgroup turned out to be shared with other
+    /// processes). Does nothing for the other kinds, or when called again.
+    pub(crate) fn make(&mut self, spec: &Spec) -> Result<Option<CgroupManager>> {
+        let CgroupPlan::Later { manager, roots } = self else {
+            return Ok(None);
+        };
+        let mut made = manager.clone();
+        made.make_in(roots)?;
+        crate::rootless::configure(spec, &made)?;
+        let changed = made.is_shared().then(|| made.clone());
+        *self = CgroupPlan::Made(made);
+        Ok(changed)
+    }
+}
