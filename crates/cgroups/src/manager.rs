@@ -624,6 +624,18 @@ impl CgroupManager {
         Ok(())
     }
 
+    /// Removes the cgroup's directories if nothing is in them (no process, no child cgroup):
+    /// one `rmdir` each, no waiting. Returns whether all of them are gone; if not, what is left
+    /// is for [`CgroupManager::kill_all`] and [`CgroupManager::destroy`].
+    pub fn remove_if_empty(&self) -> bool {
+        self.dirs()
+            .iter()
+            .all(|dir| match std::fs::remove_dir(dir) {
+                Ok(()) => true,
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            })
+    }
+
     /// Removes every directory of the cgroup, child cgroups first, in every hierarchy.
     /// A busy directory (processes still exiting) is retried for a few seconds; a directory
     /// that is already gone is fine. All directories are tried; the first error is returned.

@@ -446,6 +446,35 @@ fn destroy_leaves_no_directory_anywhere() {
     assert!(!fx.manager.v1_dirs().keys().any(|k| k.contains("systemd")));
 }
 
+/// `remove_if_empty` removes nothing it should not: a cgroup with a process or a child cgroup
+/// stays (and says so); once empty, it goes in one call.
+#[test]
+fn remove_if_empty_only_removes_empty_cgroups() {
+    if !can_run() {
+        return;
+    }
+    let mut fx = Fixture::new("rmempty");
+    fx.sleeper();
+    assert!(!fx.manager.remove_if_empty(), "a cgroup with a process");
+    assert!(fx.manager.dirs().iter().all(|d| d.is_dir()));
+    fx.manager.kill_all(libc::SIGKILL).unwrap();
+    for child in &mut fx.children {
+        child.wait().unwrap();
+    }
+    fx.wait_empty();
+    let first = fx.manager.dirs()[0].clone();
+    std::fs::create_dir(first.join("child")).unwrap();
+    assert!(
+        !fx.manager.remove_if_empty(),
+        "a cgroup with a child cgroup"
+    );
+    assert!(first.is_dir());
+    std::fs::remove_dir(first.join("child")).unwrap();
+    assert!(fx.manager.remove_if_empty());
+    assert!(fx.manager.dirs().iter().all(|d| !d.exists()));
+    assert!(fx.manager.remove_if_empty(), "already gone is gone");
+}
+
 #[test]
 fn bad_inputs_are_refused_and_leave_nothing() {
     if !can_run() {

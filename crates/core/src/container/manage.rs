@@ -95,7 +95,7 @@ pub(crate) fn destroy(dir: ContainerDir, record: &Record) -> Result<()> {
             } else if let Err(e) = cg.destroy() {
                 log::warn!("shared cgroup {} left in place: {e}", cg.path());
             }
-        } else {
+        } else if !cg.remove_if_empty() {
             // Anything the init left behind in its cgroup goes with it.
             if !cg.pids().unwrap_or_default().is_empty() {
                 let _ = cg.kill_all(libc::SIGKILL);
