@@ -3,7 +3,7 @@
 # timed by hyperfine in ONE run so the figures are comparable. Prints medians and the ratios
 # berth/runc and berth/crun.
 #
-#   bench/run-true.sh [RUNS]          (default 200 runs each)
+#   bench/run-true.sh [RUNS]          (default 200 runs each, in BENCH_ROUNDS=3 rounds)
 #   BERTH=/path/to/berth bench/run-true.sh   (default: the static release build, scripts/release.sh)
 #
 # crun 1.8 refuses hybrid cgroup hosts (this machine: cgroup v1 controllers + cgroup2 at
@@ -46,16 +46,28 @@ c["ociVersion"] = "1.0.2"  # crun 1.8 refuses spec versions above 1.1
 json.dump(c, open(p, "w"), indent=1)
 PY
 b=$work/bundle
-hyperfine --style basic --warmup 10 --runs "$runs" --export-json "$work/out.json" \
-	-n berth "$berth --root $work/state-berth run -b $b bench" \
-	-n runc "$runc --root $work/state-runc run -b $b bench" \
-	-n crun "$crun --root $work/state-crun run -b $b bench" >&2
-python3 - "$work/out.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
+# The machine drifts over a run (other load, page cache, RCU timing), and hyperfine times one
+# command's runs in a block: so the runs are split into rounds, each timing all three, and the
+# medians are over every round's times.
+rounds=${BENCH_ROUNDS:-3}
+per=$(( (runs + rounds - 1) / rounds ))
+for r in $(seq 1 "$rounds"); do
+	hyperfine --style basic --warmup 10 --runs "$per" --export-json "$work/out-$r.json" \
+		-n berth "$berth --root $work/state-berth run -b $b bench" \
+		-n runc "$runc --root $work/state-runc run -b $b bench" \
+		-n crun "$crun --root $work/state-crun run -b $b bench" >&2
+done
+python3 - "$work"/out-*.json <<'PY'
+import json, statistics, sys
+times = {}
+for path in sys.argv[1:]:
+    for x in json.load(open(path))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+med = {k: statistics.median(v) * 1000 for k, v in times.items()}
 for k in ("berth", "runc", "crun"):
-    print(f"{k:6s} median {med[k]:7.2f} ms  (mean {r[k]['mean']*1000:7.2f} ms, stddev {r[k]['stddev']*1000:5.2f})")
+    v = times[k]
+    print(f"{k:6s} median {med[k]:7.2f} ms  (mean {statistics.mean(v)*1000:7.2f} ms, "
+          f"stddev {statistics.stdev(v)*1000:5.2f}, {len(v)} runs)")
 print(f"ratio berth/runc {med['berth']/med['runc']:.2f}")
 print(f"ratio berth/crun {med['berth']/med['crun']:.2f}")
 PY
