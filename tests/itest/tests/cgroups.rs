@@ -483,6 +483,63 @@ fn cgroups_path_with_dotdot() {
     l.assert_unchanged();
 }
 
+/// A `cgroupsPath` whose freezer cgroup already exists and is frozen (runc's cgroups.bats "should
+/// refuse pre-existing frozen cgroup"): `run -d` and then `create` both fail with status 1 (the
+/// init would freeze as soon as it joined), and the failure leaves the frozen cgroup, which is
+/// not the runtime's, where it was (berth once removed it after the first failure, so the second
+/// attempt ran).
+#[test]
+fn a_pre_existing_frozen_cgroup_is_refused_and_left_alone() {
+    let rt = runtime_exclusive();
+    let id = rt.id("cg-frozen");
+    let rel = format!("berth-itest-frozen-{id}");
+    let freezer = Path::new("/sys/fs/cgroup/freezer").join(&rel);
+    std::fs::create_dir(&freezer).unwrap();
+    std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    let mut b = Bundle::busybox();
+    b.args(&["/bin/true"]);
+    b.config(|c| c["linux"]["cgroupsPath"] = json!(format!("/{rel}")));
+    rt.guard().track(&id);
+    let run = rt
+        .cmd(["run", "-d", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .run();
+    let again = create(&rt, &b, &id);
+    let state = std::fs::read_to_string(freezer.join("freezer.state"));
+    let others: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(&rel))
+        .filter(|d| d.is_dir() && !d.starts_with("/sys/fs/cgroup/freezer"))
+        .collect();
+    std::fs::write(freezer.join("freezer.state"), "THAWED").unwrap();
+    for dir in others.iter().chain([&freezer]) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    for (what, out) in [("run -d", &run), ("create", &again)] {
+        assert_eq!(out.code(), Some(1), "{what}: {out}");
+        assert!(
+            out.stderr_str().to_lowercase().contains("frozen"),
+            "{what}: {out}"
+        );
+    }
+    assert_eq!(
+        state.unwrap().trim(),
+        "FROZEN",
+        "the frozen cgroup was changed"
+    );
+    assert_eq!(
+        others,
+        Vec::<PathBuf>::new(),
+        "cgroups left in other hierarchies"
+    );
+    assert!(
+        rt.cmd(["state"]).arg(&id).run().code() != Some(0),
+        "a state is left"
+    );
+}
+
 /// The runtime under test inside a private mount namespace whose /sys/fs/cgroup is cgroup2
 /// (see the module docs). Deletes what it made and ends the namespace's holder on drop.
 struct V2 {

@@ -236,7 +236,13 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     // Made now, or resolved now and made after the clone (see super::cgroup).
     let mut cgroup_plan = CgroupPlan::for_spec(&spec, id, opts.cgroups_optional)?;
     let cgroup = cgroup_plan.manager().cloned();
-    cleanup.cgroup = cgroup.clone();
+    // A failed create removes the cgroup only once it is made: a cgroup planned for later may
+    // already exist (a pre-existing, even frozen one), and is not berth's to remove if making
+    // it fails (`make_in` removes what it made itself).
+    cleanup.cgroup = match cgroup_plan {
+        CgroupPlan::Later { .. } => None,
+        _ => cgroup.clone(),
+    };
     record.cgroup = cgroup.clone();
     dir.save(&record)?;
     if let Some(cgroup) = &cgroup {
@@ -308,6 +314,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         }
         parent_channel.send(&ToChild::Continue)?;
         make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
+        cleanup.cgroup = cgroup_plan.manager().cloned();
         join_cgroup(cgroup_plan.manager(), child_pid, &parent_channel)?;
     }
     loop {
@@ -336,6 +343,7 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 cleanup.pid = Some(pid);
                 parent_channel.send(&ToChild::Continue)?;
                 make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
+                cleanup.cgroup = cgroup_plan.manager().cloned();
                 join_cgroup(cgroup_plan.manager(), pid, &parent_channel)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
