@@ -6,7 +6,8 @@
 //! berth's other work for `run` of `/bin/true`. Writers that follow within a grace period of the
 //! last one do not wait (the semaphore's `rcu_sync` is still in its writer state).
 //!
-//! So `create`, `run` and `exec` call [`prime_migration`] first thing: a silent child (see
+//! So `create`, `run` and `exec` call [`prime_migration`] first thing (before berth's sealing
+//! re-exec, whose second image finds the child and does not make another): a silent child (see
 //! [`berth_sys::process::CloneOptions::silent_exit`]) moves itself into the cgroup it is
 //! already in, which changes nothing but starts the grace period while berth loads the config
 //! and makes the container's cgroup; when berth moves the init, the wait is over or shorter.
@@ -20,8 +21,13 @@ use std::io::Read;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Starts the grace period a v1 cgroup migration waits for, in a child process, and returns
-/// at once. Does nothing on a cgroup2-only host.
+/// at once. Does nothing on a cgroup2-only host, or when the process already has such a child
+/// (berth calls this before its sealing re-exec, and again after it, which then finds the
+/// first image's child; a berth installed read-only does not re-exec and starts it then).
 pub fn prime_migration() {
+    if berth_sys::process::has_silent_children() {
+        return;
+    }
     // f_type's integer type differs between architectures, hence the casts.
     #[allow(clippy::unnecessary_cast)]
     match rustix::fs::statfs(CGROUP_ROOT) {

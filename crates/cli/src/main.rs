@@ -68,14 +68,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 .collect(),
             _ => Vec::new(),
         };
-        // The child that starts a v1 cgroup migration's grace period is forked before the
-        // re-exec, so the wait runs while berth re-executes and loads the config.
-        berth_core::exeseal::ensure_sealed_keeping(
-            n,
-            &root,
-            &keep,
-            berth_cgroups::prime_migration,
-        )?;
+        // The child that starts a v1 cgroup migration's grace period is forked first (before
+        // the re-exec, which it survives), so the wait runs while berth re-executes and loads
+        // the config.
+        berth_cgroups::prime_migration();
+        berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep)?;
         log::debug!("running from a sealed copy of berth");
     }
     let cgroups_optional = rootless.cgroups_optional();

@@ -114,28 +114,18 @@ fn forced_method() -> Result<Option<Method>> {
 /// fds from 3 up stay open across the re-exec; every other fd from 3 up is closed by it.
 /// `scratch` is a directory berth owns (the state root), used as the overlay's empty layer.
 pub fn ensure_sealed(preserve_fds: u32, scratch: &Path) -> Result<()> {
-    ensure_sealed_keeping(preserve_fds, scratch, &[], || {})
+    ensure_sealed_keeping(preserve_fds, scratch, &[])
 }
 
 /// [`ensure_sealed`], also keeping the fds in `keep` open across the re-exec: a file berth
 /// itself still has to read afterwards, such as `exec --process /dev/fd/63` from a shell's
 /// process substitution (runc's tty.bats does that). They never reach the container: the init
 /// and `exec` close every fd above the preserved ones before `execve`.
-///
-/// `before_reexec` runs once, in the first image, when a re-exec is about to happen: work
-/// that should start as early as possible and survive the exec (the CLI starts
-/// [`berth_cgroups::prime_migration`] there).
-pub fn ensure_sealed_keeping(
-    preserve_fds: u32,
-    scratch: &Path,
-    keep: &[i32],
-    before_reexec: impl FnOnce(),
-) -> Result<()> {
+pub fn ensure_sealed_keeping(preserve_fds: u32, scratch: &Path, keep: &[i32]) -> Result<()> {
     let exe = open_self_exe()?;
     if protection_of(exe.as_fd()).is_some() {
         return Ok(());
     }
-    before_reexec();
     berth_sys::process::cloexec_fds_from(3 + preserve_fds)
         .map_err(|e| Error::sys("mark inherited fds close-on-exec (close_range)", e))?;
     for &fd in keep {

@@ -143,6 +143,24 @@ pub fn reap_silent_children() -> usize {
     }
 }
 
+/// Whether the caller has a child made with [`CloneOptions::silent_exit`], running or ended
+/// and not yet collected (one made before an `execve` of the caller counts).
+pub fn has_silent_children() -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value; waitid writes only into `info`, and
+    // WNOWAIT leaves an ended child to be collected later.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `info` is a valid, writable siginfo_t.
+    let ret = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WCLONE,
+        )
+    };
+    ret == 0
+}
+
 /// Ends the calling process at once with `code`, without running exit handlers or flushing
 /// stdio buffers that belong to the parent's copy of memory.
 pub fn exit_immediately(code: i32) -> ! {
