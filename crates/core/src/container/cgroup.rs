@@ -70,6 +70,7 @@ impl CgroupPlan {
         let mut made = manager.clone();
         made.make_in(roots)?;
         crate::rootless::configure(spec, &made)?;
+        log::debug!("cgroup {} ready", made.path());
         let changed = made.is_shared().then(|| made.clone());
         *self = CgroupPlan::Made(made);
         Ok(changed)

@@ -245,8 +245,10 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
     };
     record.cgroup = cgroup.clone();
     dir.save(&record)?;
-    if let Some(cgroup) = &cgroup {
-        log::debug!("cgroup {} resolved", cgroup.path());
+    match &cgroup_plan {
+        CgroupPlan::Later { manager, .. } => log::debug!("cgroup {} resolved", manager.path()),
+        CgroupPlan::Made(manager) => log::debug!("cgroup {} ready", manager.path()),
+        CgroupPlan::Without => {}
     }
 
     let (stdio, relay_parts) = plan_stdio(
@@ -405,9 +407,6 @@ fn make_cgroup(
         }
         None => Ok(()),
     });
-    if let Some(cgroup) = plan.manager() {
-        log::debug!("cgroup {} ready", cgroup.path());
-    }
     result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
