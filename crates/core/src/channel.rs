@@ -50,7 +50,11 @@ pub enum ToChild {
     IdMapDone,
     /// Id mappings written: go on with the setup.
     Continue,
-    /// berth has put the child into its cgroups. It comes after `Continue` (berth moves the
+    /// berth has made the child's cgroup directories (on v1 hosts it does that after the
+    /// clone). It comes after `Continue` and before `CgroupJoined`; the child waits for it
+    /// before it binds those directories into a `cgroup` mount.
+    CgroupMade,
+    /// berth has put the child into its cgroups. It comes after `CgroupMade` (berth moves the
     /// child while it sets up), and the child waits for it before anything that depends on its
     /// cgroup: a cgroup namespace, the hooks, and running the user's program.
     CgroupJoined,

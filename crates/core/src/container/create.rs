@@ -410,21 +410,23 @@ fn make_cgroup(
     result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
-/// Moves `pid` into the container's cgroup (while it goes on setting itself up) and tells it so.
-/// If the child died meanwhile, its own error message wins over berth's failure.
+/// Tells `pid` its cgroup exists, moves it in (while it goes on setting itself up) and tells it
+/// so. If the child died meanwhile, its own error message wins over berth's failure.
 pub(crate) fn join_cgroup(
     cgroup: Option<&CgroupManager>,
     pid: i32,
     channel: &Channel,
 ) -> Result<()> {
-    let result = match cgroup {
-        Some(cgroup) => cgroup.add_pid(pid).map_err(Error::from),
-        None => Ok(()),
-    }
-    .and_then(|()| {
-        log::debug!("init {pid} joined its cgroups");
-        channel.send(&ToChild::CgroupJoined)
-    });
+    let result = channel
+        .send(&ToChild::CgroupMade)
+        .and_then(|()| match cgroup {
+            Some(cgroup) => cgroup.add_pid(pid).map_err(Error::from),
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            log::debug!("init {pid} joined its cgroups");
+            channel.send(&ToChild::CgroupJoined)
+        });
     result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 

@@ -7,7 +7,7 @@
 //!   fresh cgroup mount (rooted at the container's cgroup); without one, each is a bind of the
 //!   container's own cgroup directory, so the container sees its limits and nothing else.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use berth_spec::Mount;
@@ -155,10 +155,6 @@ pub(crate) fn mount_cgroup(
         )
         .map_err(|e| err(m, "cgroup2", e));
     }
-    if !plan.cgroupns {
-        // The container's directories are bound below: they must exist.
-        (plan.cgroup_ready)()?;
-    }
     let hierarchies = host_hierarchies().map_err(|e| err(m, "read mountinfo", e))?;
     let own = own_cgroups().map_err(|e| err(m, "read /proc/self/cgroup", e))?;
     let base = flags & !libc::MS_RDONLY;
@@ -170,6 +166,31 @@ pub(crate) fn mount_cgroup(
         Some("mode=755"),
     )
     .map_err(|e| err(m, "tmpfs", e))?;
+    let mut attr = MountAttr::default();
+    for (ms, at) in [
+        (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, sysmount::MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags & ms != 0 {
+            attr.attr_set |= at;
+        }
+    }
+    let bind = |host_dir: &Path, sub: &OwnedFd, what: &str| -> Result<()> {
+        let src = rustix::fs::open(
+            host_dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
+        super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, &attr)
+            .map_err(|e| err(m, what, e))
+    };
+    // The hierarchies berth manages are bound from the container's own directories, which
+    // berth may still be making (v1 hosts, see container/cgroup.rs): those wait for it, after
+    // everything else here is done.
+    let mut managed = Vec::new();
     for h in &hierarchies {
         let Some(name) = h.mount_point.file_name() else {
             continue;
@@ -187,40 +208,26 @@ pub(crate) fn mount_cgroup(
             };
             sysmount::mount_at_fd(Some("cgroup"), sub.as_fd(), Some(&h.fstype), flags, data)
                 .map_err(|e| err(m, &h.controllers, e))?;
+        } else if let Some(dir) = managed_dir(plan.cgroup, h) {
+            managed.push((dir, sub, h.controllers.as_str()));
         } else {
+            // Where the init already is.
             let key = if h.fstype == "cgroup2" {
                 ""
             } else {
                 h.controllers.as_str()
             };
-            // The container's own directory when berth manages this hierarchy (the init may not
-            // be in it yet: berth moves it while it sets up), else where the init already is.
-            let host_dir = match managed_dir(plan.cgroup, h) {
-                Some(dir) => dir,
-                None => h
-                    .mount_point
-                    .join(own_path(&own, key).trim_start_matches('/')),
-            };
-            let src = rustix::fs::open(
-                &host_dir,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
-            let mut attr = MountAttr::default();
-            for (ms, at) in [
-                (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
-                (libc::MS_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
-                (libc::MS_NODEV, sysmount::MOUNT_ATTR_NODEV),
-                (libc::MS_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
-            ] {
-                if flags & ms != 0 {
-                    attr.attr_set |= at;
-                }
-            }
-            super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, &attr)
-                .map_err(|e| err(m, &h.controllers, e))?;
+            let dir = h
+                .mount_point
+                .join(own_path(&own, key).trim_start_matches('/'));
+            bind(&dir, &sub, &h.controllers)?;
         }
+    }
+    if !managed.is_empty() {
+        (plan.cgroup_ready)()?;
+    }
+    for (dir, sub, what) in &managed {
+        bind(dir, sub, what)?;
     }
     // The host's aliases (cpu -> cpu,cpuacct and the like).
     if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {

@@ -253,8 +253,17 @@ fn init_steps<'c>(
     rustix::process::setsid().map_err(|e| Error::sys("setsid", e))?;
     // berth moves us into our cgroups meanwhile (a v1 migration costs milliseconds of RCU
     // grace period): wait for that only where it matters.
+    let made = std::cell::Cell::new(false);
+    let cgroup_made = || -> Result<()> {
+        if !made.get() {
+            wait_for(channel, &ToChild::CgroupMade)?;
+            made.set(true);
+        }
+        Ok(())
+    };
     let joined = std::cell::Cell::new(false);
     let join = || -> Result<()> {
+        cgroup_made()?;
         if !joined.get() {
             wait_for(channel, &ToChild::CgroupJoined)?;
             joined.set(true);
@@ -322,7 +331,7 @@ fn init_steps<'c>(
         cgroupns: cfg.ns.new_cgroup,
         idmapped: &cfg.ns.idmapped,
         cgroup: cfg.cgroup,
-        cgroup_ready: &join,
+        cgroup_ready: &cgroup_made,
         bind_sources: &bind_sources,
     };
     let root = rootfs::prepare(&plan)?;

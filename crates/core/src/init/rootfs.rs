@@ -41,8 +41,8 @@ pub(crate) struct RootfsPlan<'a> {
     /// The container's cgroup (its directories are bound into a `cgroup` mount); the init may
     /// not have been moved into it yet.
     pub cgroup: Option<&'a berth_cgroups::CgroupManager>,
-    /// Waits until berth has made the container's cgroup and moved the init into it (on v1
-    /// and hybrid hosts berth makes the directories while the init sets up its mounts).
+    /// Waits until berth has made the container's cgroup directories (on v1 and hybrid hosts
+    /// berth makes them while the init sets up its mounts).
     pub cgroup_ready: &'a dyn Fn() -> Result<()>,
     /// Bind mount sources berth opened for a user namespace's init ([`open_bind_sources`]),
     /// by index in `mounts`.
