@@ -11,6 +11,9 @@
 //! [`berth_sys::process::CloneOptions::silent_exit`]) moves itself into the cgroup it is
 //! already in, which changes nothing but starts the grace period while berth loads the config
 //! and makes the container's cgroup; when berth moves the init, the wait is over or shorter.
+//! The kernel holds `cgroup_mutex` while such a write waits, so cgroup `mkdir`s (berth's own
+//! for the container) wait for the same grace period; that is one reason `create` makes a v1
+//! container's cgroup after the clone, while the init sets up its mounts.
 //! On a cgroup2-only host berth starts the init in its cgroup with `CLONE_INTO_CGROUP`, no
 //! migration happens, and nothing is done. Every failure is ignored: this only saves time.
 //! The parent collects the child with [`berth_sys::process::reap_silent_children`].
