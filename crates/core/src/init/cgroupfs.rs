@@ -166,17 +166,11 @@ pub(crate) fn mount_cgroup(
         Some("mode=755"),
     )
     .map_err(|e| err(m, "tmpfs", e))?;
-    let mut attr = MountAttr::default();
-    for (ms, at) in [
-        (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
-        (libc::MS_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
-        (libc::MS_NODEV, sysmount::MOUNT_ATTR_NODEV),
-        (libc::MS_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
-    ] {
-        if flags & ms != 0 {
-            attr.attr_set |= at;
-        }
-    }
+    // Each bind gets the mount's read-only, nosuid, nodev and noexec flags (not its atime ones).
+    let attr = super::rootfs::attrs_for(
+        flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC),
+        0,
+    );
     let bind = |host_dir: &Path, sub: &OwnedFd, what: &str| -> Result<()> {
         let src = rustix::fs::open(
             host_dir,

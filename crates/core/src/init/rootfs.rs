@@ -208,7 +208,7 @@ fn bind_attrs(opts: &MountOptions) -> MountAttr {
 }
 
 /// `MOUNT_ATTR_*` bits for `MS_*` flags to set (`f`) and to clear (`c`).
-fn attrs_for(f: u64, c: u64) -> MountAttr {
+pub(crate) fn attrs_for(f: u64, c: u64) -> MountAttr {
     let mut attr = MountAttr::default();
     let pairs = [
         (libc::MS_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
