@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use berth_cgroups::CgroupManager;
+use berth_cgroups::{CgroupManager, CgroupPath, CgroupRoots};
 use berth_spec::Spec;
 
 use crate::error::{Error, Result};
@@ -120,18 +120,25 @@ fn limits_asked(resources: &berth_spec::Resources) -> Vec<String> {
     }
 }
 
-/// Makes the container's cgroup and applies `linux.resources` (devices rules included), or,
-/// with optional cgroups and no permission, returns `None` (see the module docs).
+/// Makes the container's cgroup at `path` and applies `linux.resources` (devices rules
+/// included), or, when the cgroup is `optional` and there is no permission, returns `None` (see
+/// the module docs). `roots`: the host's hierarchies if the caller already read them.
 pub(crate) fn container_cgroup(
     spec: &Spec,
-    id: &str,
-    cgroups_optional: bool,
+    path: &CgroupPath,
+    roots: Option<&CgroupRoots>,
+    optional: bool,
 ) -> Result<Option<CgroupManager>> {
-    let linux = spec.linux.clone().unwrap_or_default();
-    let cg_path = berth_cgroups::resolve_path(linux.cgroups_path.as_deref(), id)?;
-    let resources = linux.resources.clone().unwrap_or_default();
-    let optional = cgroups_optional && linux.cgroups_path.is_none();
-    let cgroup = match CgroupManager::create(&cg_path) {
+    let resources = spec
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.clone())
+        .unwrap_or_default();
+    let made = match roots {
+        Some(roots) => CgroupManager::create_in(roots, path),
+        None => CgroupManager::create(path),
+    };
+    let cgroup = match made {
         Ok(cg) => cg,
         Err(e) if optional && is_permission(&e) => {
             let asked = limits_asked(&resources);

@@ -34,22 +34,27 @@ impl CgroupPlan {
     /// Resolves the container's cgroup, making it at once where it cannot wait (see the module
     /// docs).
     pub(crate) fn for_spec(spec: &Spec, id: &str, cgroups_optional: bool) -> Result<CgroupPlan> {
-        let linux = spec.linux.clone().unwrap_or_default();
-        let optional = cgroups_optional && linux.cgroups_path.is_none();
-        if !optional {
-            let path = berth_cgroups::resolve_path(linux.cgroups_path.as_deref(), id)?;
-            let roots = CgroupRoots::detect()?;
-            if roots.hierarchy != Hierarchy::V2 {
+        let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
+        let optional = cgroups_optional && cgroups_path.is_none();
+        let path = berth_cgroups::resolve_path(cgroups_path, id)?;
+        // A rootless container's cgroup is tried as one step (see crate::rootless).
+        let roots = if optional {
+            None
+        } else {
+            Some(CgroupRoots::detect()?)
+        };
+        match roots {
+            Some(roots) if roots.hierarchy != Hierarchy::V2 => {
                 let manager = CgroupManager::open_in(&roots, &path);
-                return Ok(CgroupPlan::Later { manager, roots });
+                Ok(CgroupPlan::Later { manager, roots })
             }
+            roots => Ok(
+                match crate::rootless::container_cgroup(spec, &path, roots.as_ref(), optional)? {
+                    Some(made) => CgroupPlan::Made(made),
+                    None => CgroupPlan::Without,
+                },
+            ),
         }
-        Ok(
-            match crate::rootless::container_cgroup(spec, id, cgroups_optional)? {
-                Some(made) => CgroupPlan::Made(made),
-                None => CgroupPlan::Without,
-            },
-        )
     }
 
     /// The manager, made or not (what the state records and a failed `create` removes).
