@@ -315,8 +315,14 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
             )?;
         }
         parent_channel.send(&ToChild::Continue)?;
-        make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
-        cleanup.cgroup = cgroup_plan.manager().cloned();
+        make_cgroup(
+            &mut cgroup_plan,
+            &spec,
+            &mut record,
+            dir,
+            &mut cleanup.cgroup,
+            &parent_channel,
+        )?;
         join_cgroup(cgroup_plan.manager(), child_pid, &parent_channel)?;
     }
     loop {
@@ -344,8 +350,14 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 init_pid = pid;
                 cleanup.pid = Some(pid);
                 parent_channel.send(&ToChild::Continue)?;
-                make_cgroup(&mut cgroup_plan, &spec, &mut record, dir, &parent_channel)?;
-                cleanup.cgroup = cgroup_plan.manager().cloned();
+                make_cgroup(
+                    &mut cgroup_plan,
+                    &spec,
+                    &mut record,
+                    dir,
+                    &mut cleanup.cgroup,
+                    &parent_channel,
+                )?;
                 join_cgroup(cgroup_plan.manager(), pid, &parent_channel)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
@@ -391,13 +403,14 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
 }
 
 /// Makes a cgroup planned for after the clone (while the init sets up its mounts); records it
-/// again if it turned out to be shared. If the child died meanwhile, its own error message
-/// wins over berth's failure.
+/// again if it turned out to be shared, and hands it to the undo guard (`undo`) once it is
+/// made. If the child died meanwhile, its own error message wins over berth's failure.
 fn make_cgroup(
     plan: &mut CgroupPlan,
     spec: &Spec,
     record: &mut Record,
     dir: &ContainerDir,
+    undo: &mut Option<CgroupManager>,
     channel: &Channel,
 ) -> Result<()> {
     let result = plan.make(spec).and_then(|changed| match changed {
@@ -407,6 +420,9 @@ fn make_cgroup(
         }
         None => Ok(()),
     });
+    if result.is_ok() {
+        *undo = plan.manager().cloned();
+    }
     result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
