@@ -181,8 +181,21 @@ network_config_dir = "{d}/net"
     }
 
     /// Container ids the runtime itself lists in its default root.
+    ///
+    /// runc's `list` fails when a container directory is removed while it reads them ("stat
+    /// /run/runc/ID: no such file or directory"), which the other tests running at the same
+    /// time do: such a listing is taken again (a few times); any other failure fails the test.
     fn runtime_ids(&self) -> BTreeSet<String> {
-        let out = self.rt.cmd_no_root(["list", "-q"]).ok();
+        let mut attempts = 0;
+        let out = loop {
+            let out = self.rt.cmd_no_root(["list", "-q"]).run();
+            attempts += 1;
+            let vanished = !out.success() && out.stderr_str().contains("no such file or directory");
+            if !vanished || attempts == 5 {
+                break out;
+            }
+        };
+        let out = out.assert_ok();
         out.stdout_str().lines().map(str::to_string).collect()
     }
 
