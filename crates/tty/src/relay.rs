@@ -20,6 +20,9 @@
 //! - Sinks are registered with no interest and armed `EPOLLOUT|EPOLLONESHOT` only when a write
 //!   returned `EAGAIN` with data pending, so an idle sink never wakes the loop.
 //! - Files epoll refuses (regular files, `/dev/null`) are treated as always ready.
+//! - The loop sleeps in a [`PollingWait`]: when events have come less than its window apart (a
+//!   program answering keystrokes byte by byte), it checks the epoll set for a short while before
+//!   it sleeps, trading that CPU time for the wakeup (about half the relay's echo latency here).
 //! - Fds shared with other processes (berth's inherited stdio, [`Endpoint::Inherited`]) are never
 //!   switched to `O_NONBLOCK` in place when avoidable: ttys and pipes are reopened through
 //!   `/proc/self/fd/N` (a private open file description). Otherwise `O_NONBLOCK` is set and the
@@ -79,7 +82,6 @@
 //! mode before building the relay, so both fire with the user's terminal raw. Nobody sets them
 //! outside tests; they cost one `getenv` per relay.
 
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use berth_sys::signal::{SigSet, SignalFd};
@@ -90,6 +92,7 @@ use rustix::process::{Pid, WaitOptions, WaitStatus};
 use rustix::termios::{LocalModes, OptionalActions, OutputModes, SpecialCodeIndex};
 
 use crate::error::TtyError;
+use crate::wait::PollingWait;
 use crate::winsize::Winsize;
 
 /// How long the relay runs before it gives back setup memory (see "Memory").
@@ -459,7 +462,7 @@ impl Relay {
         failpoints()?;
         let shed_at = std::time::Instant::now() + SHED_AFTER;
         let mut shed = false;
-        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
+        let mut waiter = PollingWait::from_env();
         self.reap()?;
         loop {
             let now = std::time::Instant::now();
@@ -490,8 +493,8 @@ impl Relay {
             } else {
                 until_shed.as_ref()
             };
-            let ready = match epoll::wait(&self.epoll, &mut events, timeout) {
-                Ok((ready, _)) => ready,
+            let ready = match waiter.wait(self.epoll.as_fd(), timeout) {
+                Ok(ready) => ready,
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(TtyError::os("epoll_wait", "relay", e)),
             };
