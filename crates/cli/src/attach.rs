@@ -21,7 +21,6 @@
 //! (alternate screen, hidden cursor, bracketed paste, mouse reporting, application keys,
 //! colours) are switched off again.
 
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use anyhow::{Context, anyhow, bail};
 use berth_proto::frame::MAX_DATA;
 use berth_proto::{DetachKeys, ExitCode, Flow, Frame, Hello, Role, Scan, Scanner, Start, Target};
 use berth_sys::signal::{SigSet, SignalFd};
-use berth_tty::Winsize;
+use berth_tty::{PollingWait, Winsize};
 use clap::{Args, ValueEnum};
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::io::Errno;
@@ -484,7 +483,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let mut inbuf = vec![0u8; 32 * 1024];
     let mut forward = Vec::new();
     let mut attached = false;
-    let mut events = [MaybeUninit::<epoll::Event>::uninit(); 8];
+    let mut waiter = PollingWait::from_env();
 
     let result: anyhow::Result<Outcome> = 'run: loop {
         let timeout = match (held_since, opts.detach_timeout) {
@@ -500,8 +499,8 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
             tv_sec: d.as_secs() as i64,
             tv_nsec: i64::from(d.subsec_nanos()),
         });
-        let ready: Vec<u64> = match epoll::wait(&ep, &mut events, ts.as_ref()) {
-            Ok((r, _)) => r.iter().map(|e| e.data.u64()).collect(),
+        let ready: Vec<u64> = match waiter.wait(ep.as_fd(), ts.as_ref()) {
+            Ok(r) => r.iter().map(|e| e.data.u64()).collect(),
             Err(Errno::INTR) => continue,
             Err(e) => break Err(std::io::Error::from(e)).context("epoll_wait"),
         };

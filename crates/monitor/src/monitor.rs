@@ -35,13 +35,12 @@
 //! cleanly: clients get an error frame, logs are flushed, the directory stays for `logs`.
 
 use std::collections::HashMap;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use berth_proto::{ErrorCode, ExitCode, Frame, Hello, ReplayKind, Role, Start, Target};
 use berth_sys::signal::{SigSet, SignalFd};
-use berth_tty::{ConsoleListener, Winsize};
+use berth_tty::{ConsoleListener, PollingWait, Winsize};
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -637,7 +636,7 @@ impl Monitor {
     }
 
     fn event_loop(&mut self) -> Result<i32, MonitorError> {
-        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 64];
+        let mut waiter = PollingWait::from_env();
         loop {
             if let Some(code) = self.quit {
                 return Ok(code);
@@ -648,14 +647,12 @@ impl Monitor {
                 tv_sec: secs.trunc() as i64,
                 tv_nsec: (secs.fract() * 1e9) as i64,
             });
-            let n = match epoll::wait(self.epoll(), &mut events, ts.as_ref()) {
-                Ok((ready, _)) => {
-                    let list: Vec<(u64, EventFlags)> =
-                        ready.iter().map(|e| (e.data.u64(), e.flags)).collect();
-                    for (data, flags) in &list {
-                        self.dispatch(*data, *flags)?;
+            let n = match waiter.wait(self.epoll(), ts.as_ref()) {
+                Ok(ready) => {
+                    for e in ready {
+                        self.dispatch(e.data.u64(), e.flags)?;
                     }
-                    list.len()
+                    ready.len()
                 }
                 Err(Errno::INTR) => 0,
                 Err(e) => return Err(MonitorError::sys("epoll_wait", "monitor", e)),
