@@ -4,7 +4,9 @@
 //! 1. **Echo round trip**: one byte written to a terminal comes back from `cat` in raw mode.
 //!    Baseline: a pty pair whose peer runs busybox `cat`. Through the monitor: the bench's pty
 //!    runs `berth attach`, the container (created with `berth run -d -t`) runs the same `cat`.
-//!    p50/p90/p99 and the p50 difference.
+//!    p50/p90/p99 and the p50 difference; the same again with the monitor's and client's
+//!    adaptive polling off (`BERTH_POLL_US=0`), and for both the monitor's plus the client's CPU
+//!    time per round trip, so what the polling buys and costs is seen in one run.
 //! 2. **Throughput**: busybox `dd` writes N bytes of zeros to a terminal. Baseline: a pty pair
 //!    read at full speed by the bench. Through the monitor: the container's `dd`, received by 1
 //!    and by 10 `berth attach --read-only --no-stdin --lag-policy catch-up` clients whose stdout
@@ -284,9 +286,68 @@ impl Env {
     }
 }
 
-/// Both set-ups stay up and are measured in alternating blocks, so a change in the machine's
-/// load hits both alike.
-fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<f64>)> {
+/// CPU time of all of `pid`'s threads in microseconds (`/proc/PID/task/*/schedstat`).
+fn cpu_us(pid: u64) -> f64 {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ns as f64 / 1e3
+}
+
+/// One echo set-up through the monitor: a container, its monitor and an attached client.
+struct Attached {
+    id: String,
+    master: OwnedFd,
+    client: std::process::Child,
+    /// The monitor's and the client's pids, for their CPU time.
+    pids: [u64; 2],
+    times: Vec<f64>,
+    cpu: f64,
+}
+
+/// Starts a `cat` container and attaches to it; `poll_us` sets BERTH_POLL_US for its monitor
+/// and client (`None`: as the environment has it).
+fn attached(env: &mut Env, id: &str, poll_us: Option<&str>) -> Res<Attached> {
+    let b = env.bundle(&["sh", "-c", "stty raw -echo; echo READY; exec cat"])?;
+    let mut c = env.berth();
+    if let Some(v) = poll_us {
+        c.env("BERTH_POLL_US", v);
+    }
+    c.args(["run", "-d", "-t", "--bundle"]).arg(&b).arg(id);
+    env.run_ok(c, &format!("run -d -t {id}"))?;
+    let (master, p) = pty()?;
+    let mut c = env.berth();
+    if let Some(v) = poll_us {
+        c.env("BERTH_POLL_US", v);
+    }
+    c.args(["attach", id]);
+    let client = spawn_on(c, &p)?;
+    drop(p);
+    drain(master.as_fd(), Duration::from_millis(500));
+    let monitor = env.sessions(id)?["monitor_pid"].as_u64().unwrap_or(0);
+    Ok(Attached {
+        id: id.to_string(),
+        master,
+        pids: [monitor, u64::from(client.id())],
+        client,
+        times: Vec::new(),
+        cpu: 0.0,
+    })
+}
+
+/// All set-ups stay up and are measured in alternating blocks, so a change in the machine's
+/// load hits them alike. Returns the raw pair's times, then each monitor set-up (default
+/// polling, polling off) with its times and the monitor's plus client's CPU per round trip.
+fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<Attached>)> {
     let bb = env.o.busybox.display().to_string();
     // Baseline: busybox cat on a pty pair.
     let (raw_m, p) = pty()?;
@@ -300,30 +361,35 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<f64>)> {
     drop(p);
     drain(raw_m.as_fd(), Duration::from_millis(300));
 
-    // Through the monitor and `berth attach`.
-    let id = "bench-echo";
-    env.start(&["sh", "-c", "stty raw -echo; echo READY; exec cat"], id)?;
-    let (mon_m, p) = pty()?;
-    let mut c = env.berth();
-    c.args(["attach", id]);
-    let mut attach = spawn_on(c, &p)?;
-    drop(p);
-    drain(mon_m.as_fd(), Duration::from_millis(500));
+    // Through the monitor and `berth attach`, with the adaptive polling as configured and off.
+    let mut setups = vec![
+        attached(env, "bench-echo", None)?,
+        attached(env, "bench-echo-nopoll", Some("0"))?,
+    ];
 
-    let (mut raw, mut mon) = (Vec::new(), Vec::new());
+    let mut raw = Vec::new();
     let blocks = 10;
+    let per_block = env.o.rounds / blocks;
     for _ in 0..blocks {
-        raw.extend(echo_rounds(raw_m.as_fd(), env.o.rounds / blocks)?);
-        mon.extend(echo_rounds(mon_m.as_fd(), env.o.rounds / blocks)?);
+        raw.extend(echo_rounds(raw_m.as_fd(), per_block)?);
+        for s in &mut setups {
+            let before: f64 = s.pids.iter().map(|&p| cpu_us(p)).sum();
+            s.times.extend(echo_rounds(s.master.as_fd(), per_block)?);
+            let after: f64 = s.pids.iter().map(|&p| cpu_us(p)).sum();
+            // echo_rounds makes 50 warm-up rounds on top of those it returns.
+            s.cpu += (after - before) / (per_block + 50) as f64 / blocks as f64;
+        }
     }
     raw.sort_by(|a, b| a.total_cmp(b));
-    mon.sort_by(|a, b| a.total_cmp(b));
-    let _ = rustix::io::write(&mon_m, b"\x10\x11");
-    let _ = attach.wait();
-    env.delete(id);
+    for s in &mut setups {
+        s.times.sort_by(|a, b| a.total_cmp(b));
+        let _ = rustix::io::write(&s.master, b"\x10\x11");
+        let _ = s.client.wait();
+        env.delete(&s.id);
+    }
     let _ = child.kill();
     let _ = child.wait();
-    Ok((raw, mon))
+    Ok((raw, setups))
 }
 
 fn throughput_raw(env: &Env) -> Res<f64> {
@@ -627,10 +693,10 @@ fn run() -> Res<()> {
     let only = env.o.only.clone();
     let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if want("echo") {
-        let (raw, mon) = echo_bench(&mut env)?;
+        let (raw, setups) = echo_bench(&mut env)?;
         println!();
         println!(
-            "echo round trip, 1 byte, {} rounds (µs)       p50      p90      p99",
+            "echo round trip, 1 byte, {} rounds (µs)       p50      p90      p99   CPU/rt",
             env.o.rounds
         );
         println!(
@@ -639,16 +705,24 @@ fn run() -> Res<()> {
             pct(&raw, 0.9),
             pct(&raw, 0.99)
         );
+        for (s, name) in setups
+            .iter()
+            .zip(["monitor + berth attach", "  the same, polling off"])
+        {
+            println!(
+                "  {name:<40} {:>7.1}  {:>7.1}  {:>7.1}  {:>7.1}",
+                pct(&s.times, 0.5),
+                pct(&s.times, 0.9),
+                pct(&s.times, 0.99),
+                s.cpu
+            );
+        }
+        let mon = &setups[0].times;
         println!(
-            "  monitor + berth attach                   {:>7.1}  {:>7.1}  {:>7.1}",
-            pct(&mon, 0.5),
-            pct(&mon, 0.9),
-            pct(&mon, 0.99)
-        );
-        println!(
-            "  added by the monitor path (p50): {:.1} µs (ratio {:.2})",
-            pct(&mon, 0.5) - pct(&raw, 0.5),
-            pct(&mon, 0.5) / pct(&raw, 0.5)
+            "  added by the monitor path (p50): {:.1} µs (ratio {:.2}); CPU/rt: monitor + client \
+             CPU time per round trip (µs)",
+            pct(mon, 0.5) - pct(&raw, 0.5),
+            pct(mon, 0.5) / pct(&raw, 0.5)
         );
     }
     if want("throughput") {

@@ -25,6 +25,10 @@
 #   3. Echo round trip: one byte written to the outer pty comes back through `dd bs=1` in the
 #      container (`stty raw -echo` inside), ECHO_N times; p50 and p99. Baseline: the same `dd`
 #      directly on the driver's pty. Targets: p50 <= raw p50 + 20 us, p99 <= 2x raw p99.
+#      Also the relaying process's CPU time per round trip (all its threads' schedstat).
+#   Every figure is also taken for `berth-nopoll`: berth with its relay's adaptive polling off
+#   (BERTH_POLL_US=0; crates/tty/src/wait.rs), to show what the polling buys and costs
+#   (BENCH_NOPOLL=0 leaves it out).
 #   4. hyperfine: a whole `run` of a container writing 1 MiB through its terminal (start,
 #      relay, teardown), each runtime, with hyperfine's own comparison.
 #
@@ -86,6 +90,9 @@ add_runtime() {
 	cmd[$name]="$* --root $work/root-$name"
 }
 add_runtime berth "$berth"
+# The same binary with the relay's adaptive polling off (crates/tty/src/wait.rs), so what that
+# polling buys and costs is measured in the same run.
+[ "${BENCH_NOPOLL:-1}" = 1 ] && add_runtime berth-nopoll env BERTH_POLL_US=0 "$berth"
 [ -n "$runc" ] && [ -x "$runc" ] && add_runtime runc "$runc"
 if [ -n "$crun" ] && [ -x "$crun" ]; then
 	if [ -n "$crun_wrapper" ]; then add_runtime crun "$crun_wrapper" "$crun"; else add_runtime crun "$crun"; fi
@@ -156,6 +163,7 @@ for rep in $(seq "$reps"); do
 		line=$("$drv" --selftest echo-rtt "$echo_n" -- ${cmd[$r]} run --bundle "$bundle" "$(next_id)")
 		push "$r.p50" "$(val p50_us "$line")"
 		push "$r.p99" "$(val p99_us "$line")"
+		push "$r.rtcpu" "$(val cpu_us_per_rt "$line")"
 	done
 done
 
@@ -164,10 +172,10 @@ raw_mbps=$(med raw.mbps)
 raw_p50=$(med raw.p50)
 raw_p99=$(med raw.p99)
 printf '\n== 1. foreground throughput, %d MiB of printable lines, median of %d\n' $((bytes / 1048576)) "$reps"
-printf '%-10s %9s %10s %12s %14s %14s\n' runtime MB/s "x raw" "relay CPU ms" "VmHWM kB" "max VmRSS kB"
-printf '%-10s %9s %10s\n' raw-pair "$raw_mbps" 1.00
+printf '%-12s %9s %10s %12s %14s %14s\n' runtime MB/s "x raw" "relay CPU ms" "VmHWM kB" "max VmRSS kB"
+printf '%-12s %9s %10s\n' raw-pair "$raw_mbps" 1.00
 for r in "${names[@]}"; do
-	printf '%-10s %9s %10s %12s %14s %14s\n' "$r" "$(med "$r.mbps")" "$(ratio "$(med "$r.mbps")" "$raw_mbps")" \
+	printf '%-12s %9s %10s %12s %14s %14s\n' "$r" "$(med "$r.mbps")" "$(ratio "$(med "$r.mbps")" "$raw_mbps")" \
 		"$(med "$r.cpu")" "$(med "$r.hwm")" "$(med "$r.rss")"
 done
 echo "targets: berth >= 0.95x raw; berth relay memory <= 2048 kB"
@@ -175,19 +183,20 @@ echo "targets: berth >= 0.95x raw; berth relay memory <= 2048 kB"
 printf '\n== 2. console socket, start -> receiver drained %d MiB, median of %d\n' $((bytes / 1048576)) "$reps"
 crun_console=0
 [ -n "${cmd[crun]:-}" ] && crun_console=$(med crun.console)
-printf '%-10s %9s %10s\n' runtime MB/s "x crun"
+printf '%-12s %9s %10s\n' runtime MB/s "x crun"
 for r in "${names[@]}"; do
-	printf '%-10s %9s %10s\n' "$r" "$(med "$r.console")" "$(ratio "$(med "$r.console")" "$crun_console")"
+	printf '%-12s %9s %10s\n' "$r" "$(med "$r.console")" "$(ratio "$(med "$r.console")" "$crun_console")"
 done
 echo "target: berth >= 1.00x crun"
 
 printf '\n== 3. echo round trip, 1 byte through dd bs=1, %d times, median of %d runs\n' "$echo_n" "$reps"
-printf '%-10s %9s %9s %12s %10s\n' runtime "p50 us" "p99 us" "p50 - raw" "p99 x raw"
-printf '%-10s %9s %9s\n' raw-pair "$raw_p50" "$raw_p99"
+printf '%-12s %9s %9s %12s %10s %16s\n' runtime "p50 us" "p99 us" "p50 - raw" "p99 x raw" "relay CPU us/rt"
+printf '%-12s %9s %9s\n' raw-pair "$raw_p50" "$raw_p99"
 for r in "${names[@]}"; do
 	p50=$(med "$r.p50") p99=$(med "$r.p99")
-	printf '%-10s %9s %9s %12s %10s\n' "$r" "$p50" "$p99" \
-		"$(awk -v a="$p50" -v b="$raw_p50" 'BEGIN {printf "%+.1f", a - b}')" "$(ratio "$p99" "$raw_p99")"
+	printf '%-12s %9s %9s %12s %10s %16s\n' "$r" "$p50" "$p99" \
+		"$(awk -v a="$p50" -v b="$raw_p50" 'BEGIN {printf "%+.1f", a - b}')" "$(ratio "$p99" "$raw_p99")" \
+		"$(med "$r.rtcpu")"
 done
 echo "targets: berth p50 <= raw + 20 us; berth p99 <= 2x raw"
 

@@ -477,6 +477,16 @@ mod bench {
         Some(ticks * 1000 / rustix::param::clock_ticks_per_second())
     }
 
+    /// CPU time of all of `pid`'s threads in nanoseconds (from `/proc/PID/task/*/schedstat`).
+    fn cpu_time_ns(pid: u32) -> Option<u64> {
+        let mut total = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(total)
+    }
+
     fn code_of(child: &mut Child) -> Res<i32> {
         use std::os::unix::process::ExitStatusExt;
         let st = child.wait()?;
@@ -597,6 +607,7 @@ mod bench {
         drain_pending(master.as_fd())?;
         let mut times = Vec::with_capacity(n);
         let mut one = [0u8; 1];
+        let cpu_before = cpu_time_ns(child.id());
         for i in 0..n {
             let b = [b'a' + (i % 26) as u8];
             let t = Instant::now();
@@ -620,6 +631,11 @@ mod bench {
                 .into());
             }
         }
+        // The relaying process's CPU time per round trip (it is still relaying the last bytes).
+        let cpu_us = match (cpu_before, cpu_time_ns(child.id())) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e3 / n.max(1) as f64,
+            _ => f64::NAN,
+        };
         let mut rest = [0u8; 4096];
         while let Ok(k) = rustix::io::read(&master, &mut rest) {
             if k == 0 {
@@ -631,7 +647,7 @@ mod bench {
         let pct =
             |p: f64| times[((times.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
         println!(
-            "echo n={n} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.1} code={code}",
+            "echo n={n} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.1} cpu_us_per_rt={cpu_us:.1} code={code}",
             pct(0.5),
             pct(0.9),
             pct(0.99),
