@@ -12,7 +12,7 @@ packages=(
 	# reference runtimes and the real clients berth must work with
 	runc crun podman conmon containerd golang-github-containers-common uidmap passwd
 	# test and bench tools
-	tmux hyperfine bats util-linux procps iproute2 python3 socat file jq
+	tmux hyperfine bats util-linux procps iproute2 python3 socat file jq strace
 	# the containerd CRI test's small gRPC client; runc's bats suite (apt-get source, gawk, xz)
 	python3-grpcio gawk xz-utils dpkg-dev
 )

@@ -5,8 +5,10 @@
 //! # Order of operations
 //! 1. connect (through `/proc/self/fd/N/attach.sock`, so long roots work); a missing directory
 //!    or a refused connection is an error naming the container;
-//! 2. find the user's terminal (the first of stdin, stdout, stderr that is one) for the size;
-//!    put stdin in raw mode (output flags kept, restored on every way out) when it is a
+//! 2. block the session's signals (read from a signalfd until the session ends, the pending
+//!    ones read before the old mask comes back), so none kills the client with the terminal
+//!    raw; find the user's terminal (the first of stdin, stdout, stderr that is one) for the
+//!    size; put stdin in raw mode (output flags kept, restored on every way out) when it is a
 //!    terminal that is read;
 //! 3. send `Hello` (role, size, where to start, lag policy, takeover), then loop on the socket,
 //!    stdin, a signalfd (`SIGWINCH` → `Resize`; `SIGINT`/`SIGTERM`/`SIGHUP`/`SIGQUIT` →
@@ -414,6 +416,35 @@ const T_SOCK: u64 = 1;
 const T_STDIN: u64 = 2;
 const T_SIG: u64 = 3;
 
+/// The session's signals, blocked and read from a signalfd until the session ends.
+struct BlockedSignals {
+    fd: SignalFd,
+    old_mask: SigSet,
+}
+
+impl BlockedSignals {
+    fn new(signals: &[i32]) -> anyhow::Result<BlockedSignals> {
+        let set = SigSet::from_signals(signals).context("signal set")?;
+        let old_mask = berth_sys::signal::block(&set).context("block signals")?;
+        match SignalFd::new(&set) {
+            Ok(fd) => Ok(BlockedSignals { fd, old_mask }),
+            Err(e) => {
+                let _ = berth_sys::signal::set_mask(&old_mask);
+                Err(e).context("signalfd")
+            }
+        }
+    }
+}
+
+impl Drop for BlockedSignals {
+    /// Reads what is still pending before the old mask comes back: unblocked, a SIGTERM that
+    /// came after the session had ended would kill berth with its default action.
+    fn drop(&mut self) {
+        while let Ok(Some(_)) = self.fd.read() {}
+        let _ = berth_sys::signal::set_mask(&self.old_mask);
+    }
+}
+
 /// Runs one attach session (see the module docs).
 pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<Outcome> {
     let sock = connect(root, id)?;
@@ -423,6 +454,20 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let is_tty = |fd: BorrowedFd<'_>| rustix::termios::isatty(fd);
     let tty = [stdin, stdout, stderr].into_iter().find(|fd| is_tty(*fd));
     let read_stdin = !opts.no_stdin;
+    // Before the terminal goes raw and the monitor hears of us: a SIGTERM from then on is read
+    // from the signalfd, never delivered with its default action (which would leave the
+    // terminal raw).
+    let mut sigs = vec![
+        libc::SIGWINCH,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ];
+    if opts.sig_proxy {
+        sigs.extend([libc::SIGUSR1, libc::SIGUSR2]);
+    }
+    let signals = BlockedSignals::new(&sigs)?;
     let mut raw = if read_stdin && is_tty(stdin) {
         berth_tty::RawGuard::enter(stdin).context("raw mode on the terminal")?
     } else {
@@ -449,22 +494,9 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     };
     send_frame(sock.as_fd(), &Frame::Hello(hello))?;
 
-    let mut sigs = vec![
-        libc::SIGWINCH,
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-    ];
-    if opts.sig_proxy {
-        sigs.extend([libc::SIGUSR1, libc::SIGUSR2]);
-    }
-    let set = SigSet::from_signals(&sigs).context("signal set")?;
-    let old_mask = berth_sys::signal::block(&set).context("block signals")?;
-    let signals = SignalFd::new(&set).context("signalfd")?;
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).context("epoll_create")?;
     epoll::add(&ep, &sock, EventData::new_u64(T_SOCK), EventFlags::IN).context("epoll_ctl")?;
-    epoll::add(&ep, &signals, EventData::new_u64(T_SIG), EventFlags::IN).context("epoll_ctl")?;
+    epoll::add(&ep, &signals.fd, EventData::new_u64(T_SIG), EventFlags::IN).context("epoll_ctl")?;
     // stdin: epoll it; files (which epoll refuses) are always readable.
     let mut stdin_open = read_stdin;
     let mut stdin_file = false;
@@ -604,7 +636,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                     }
                 }
                 T_SIG => {
-                    while let Ok(Some(info)) = signals.read() {
+                    while let Ok(Some(info)) = signals.fd.read() {
                         match info.signo {
                             libc::SIGWINCH => {
                                 if sizing {
@@ -628,7 +660,6 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
             }
         }
     };
-    let _ = berth_sys::signal::set_mask(&old_mask);
     if is_tty(stdout) && attached {
         let mut reset: Vec<u8> = Vec::new();
         if modes.alternate {

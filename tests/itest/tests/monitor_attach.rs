@@ -1,15 +1,18 @@
 //! Attach and detach through the console monitor: the repaint on attach (no key pressed),
 //! each detach-key style (Docker's `ctrl-p,ctrl-q`, custom keys, a doubled prefix, a held
 //! prefix flushed after the timeout, keys disabled, LXC's `Ctrl-a q` and `-e`), re-attach,
-//! attaching without a terminal, read-only clients, `--force`, attaching after the exit, and
-//! clear errors for bad `--detach-keys`/`--escape` values.
+//! attaching without a terminal, read-only clients, `--force`, attaching after the exit, a
+//! SIGTERM the moment the client has said hello (under strace, which holds the return of that
+//! `sendto` for 0.4 s: the signal must be read from the signalfd, not kill the client with the
+//! terminal raw; it did before the signals were blocked ahead of the hello), and clear errors
+//! for bad `--detach-keys`/`--escape` values.
 
 mod monitor_support;
 
 use std::time::Duration;
 
 use berth_itest::{Input, MasterIo, Sink};
-use monitor_support::{Mon, T, expect, shell_bundle, typ, wait_exit};
+use monitor_support::{Mon, T, berth_bin, expect, monitor_bin, shell_bundle, typ, wait_exit};
 
 /// A container that prints every byte it reads as hex (raw mode, no echo), one per line.
 fn hexdump_bundle() -> berth_itest::Bundle {
@@ -291,4 +294,49 @@ fn attach_errors_name_the_container() {
     let out = m.berth(["attach", "--exec", "", "x"]).run();
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(out.stderr_str().contains("--exec"), "{out}");
+}
+
+#[test]
+fn sigterm_right_after_the_hello_detaches_and_restores_the_terminal() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("attach-term");
+    m.start(&b, &id);
+    let cmd = berth_itest::Cmd::new("strace")
+        .args(["-f", "-o", "/dev/null", "-e"])
+        .arg("inject=sendto:delay_exit=400000:when=1")
+        .arg(berth_bin())
+        .env("BERTH_MONITOR", monitor_bin())
+        .arg("--root")
+        .arg(m.rt.root())
+        .args(["attach", &id]);
+    // A new pty's modes, as the test's pty had them before the client made it raw.
+    let before = berth_itest::Pty::new().termios();
+    let (pty, traced) = m.on_pty(cmd, 24, 80);
+    // The monitor lists the client once it has read the hello; the client is still inside the
+    // delayed sendto then.
+    berth_itest::wait_until("the client's hello", T, || {
+        let s = m.session(&id, "console");
+        (s["clients"].as_array()?.len() == 1).then_some(())
+    });
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", traced.pid()))
+        .expect("strace's children");
+    let client: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("berth under strace");
+    let pid = rustix::process::Pid::from_raw(client).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    let out = wait_exit(traced);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "berth attach died of the SIGTERM: {out}"
+    );
+    assert_eq!(
+        pty.termios(),
+        before,
+        "the terminal's modes were not restored"
+    );
 }
