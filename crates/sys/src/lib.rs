@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 pub mod bpf;
+pub mod exemap;
 pub mod fd;
 pub mod mem;
 pub mod mount;
