@@ -64,7 +64,8 @@ for r in $(seq 1 "$rounds"); do
 		-n berth "$berth --root $work/state-berth run -b $b bench" \
 		-n runc "$runc --root $work/state-runc run -b $b bench" \
 		-n crun "$crun --root $work/state-crun run -b $b bench" \
-		-n berth-ro "$berth_ro --root $work/state-berth run -b $b bench" >&2
+		-n berth-ro "$berth_ro --root $work/state-berth run -b $b bench" \
+		-n berth-exec "BERTH_EXESEAL_EXEC=1 $berth --root $work/state-berth run -b $b bench" >&2
 done
 python3 - "$work"/out-*.json <<'PY'
 import json, statistics, sys
@@ -79,6 +80,8 @@ for k in ("berth", "runc", "crun"):
           f"stddev {statistics.stdev(v)*1000:5.2f}, {len(v)} runs)")
 print(f"ratio berth/runc {med['berth']/med['runc']:.2f}")
 print(f"ratio berth/crun {med['berth']/med['crun']:.2f}")
-print(f"berth installed read-only (no sealed re-exec): median {med['berth-ro']:.2f} ms, "
+print(f"berth installed read-only (nothing to seal): median {med['berth-ro']:.2f} ms, "
       f"{med['berth-ro']/med['crun']:.2f}x crun")
+print(f"berth re-executing from its sealed view (BERTH_EXESEAL_EXEC=1, the way before the "
+      f"in-place move): median {med['berth-exec']:.2f} ms, {med['berth-exec']/med['crun']:.2f}x crun")
 PY

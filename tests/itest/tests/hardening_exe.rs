@@ -15,9 +15,9 @@
 //!   full, so it stays alive until the attacker holds its exe.
 //!
 //! Once the runtime is gone (no process runs the binary, so ETXTBSY no longer protects it) the
-//! test tells the attacker to reopen every handle O_WRONLY and write. berth re-executes from a
-//! read-only overlayfs view (root) or a sealed memfd (`BERTH_EXESEAL=memfd`, the rootless
-//! path); runc 1.1.5 from a detached read-only bind of itself (its "bindfd" clone): in every
+//! test tells the attacker to reopen every handle O_WRONLY and write. berth moves onto a
+//! read-only overlayfs view of its binary in place (root), or re-executes from that view
+//! (`BERTH_EXESEAL_EXEC=1`) or from a sealed memfd (`BERTH_EXESEAL=memfd`, the rootless path); runc 1.1.5 from a detached read-only bind of itself (its "bindfd" clone): in every
 //! case the attacker holds a handle and the copy is unchanged. Against a berth without this
 //! protection both attacks overwrite the copy (checked while writing this test).
 
@@ -101,11 +101,16 @@ fn verdict(b: &Bundle) -> std::collections::BTreeMap<String, String> {
     result_line(&b.rootfs().join("tmp/result"), "exe-grab", T)
 }
 
-/// The methods to try: berth's two, runc's one.
+/// The methods to try: berth's (the overlay moved onto in place, the same re-executed, a
+/// memfd copy), runc's one.
 fn methods(rt: &Runtime) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     if rt.kind() == Kind::Berth {
         vec![
             ("overlay", vec![("BERTH_EXESEAL", "overlay")]),
+            (
+                "overlay-exec",
+                vec![("BERTH_EXESEAL", "overlay"), ("BERTH_EXESEAL_EXEC", "1")],
+            ),
             ("memfd", vec![("BERTH_EXESEAL", "memfd")]),
         ]
     } else {
@@ -259,23 +264,64 @@ fn wait_no_runner(binary: &Path) -> bool {
     false
 }
 
-/// Without `BERTH_EXESEAL`, berth run by root runs from the overlay view ("/berth" as seen in
-/// /proc), for `run` and while it relays. runc 1.1.5 protects only the process it clones
-/// into the container; its own `run` process runs from the host binary.
+/// The runtime process of a foreground `run` (what `exec`'s joining process is cloned from):
+/// runc runs as itself; berth runs from `/berth`, its read-only overlay view. By default berth
+/// moved onto it in place: no mapping of the installed binary is left and its data segments
+/// are anonymous copies; with `BERTH_EXESEAL_EXEC=1` it re-executed the view, whose data
+/// segments are then mappings of `/berth`.
 #[test]
 fn f05_default_protection_of_the_runtime_process() {
     let rt = runtime();
-    let mut b = Bundle::busybox();
-    b.args(&["/probe", "sleep-forever"]);
-    let id = rt.id("f05-default");
-    let running = rt.run_cmd(&b, &id).spawn();
-    rt.wait_for_status(&id, "running", T);
-    let exe = std::fs::read_link(format!("/proc/{}/exe", running.pid())).expect("runtime exe");
-    rt.kill(&id, "KILL");
-    let _ = running.wait_unchecked();
-    if rt.kind() == Kind::Runc {
-        assert_eq!(exe, rt.bin(), "runc's own process");
+    let modes: &[(&str, bool)] = if rt.kind() == Kind::Berth {
+        &[("0", false), ("1", true)]
     } else {
+        &[("0", false)]
+    };
+    let meta = std::fs::metadata(rt.bin()).expect("stat");
+    let installed = format!(
+        "{:02x}:{:02x} {}",
+        rustix::fs::major(std::os::unix::fs::MetadataExt::dev(&meta)),
+        rustix::fs::minor(std::os::unix::fs::MetadataExt::dev(&meta)),
+        std::os::unix::fs::MetadataExt::ino(&meta)
+    );
+    for &(exec, re_executed) in modes {
+        let mut b = Bundle::busybox();
+        b.args(&["/probe", "sleep-forever"]);
+        let id = rt.id(&format!("f05-default-{exec}"));
+        let running = rt.run_cmd(&b, &id).env("BERTH_EXESEAL_EXEC", exec).spawn();
+        rt.wait_for_status(&id, "running", T);
+        let pid = running.pid();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("runtime exe");
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+        rt.kill(&id, "KILL");
+        let _ = running.wait_unchecked();
+        if rt.kind() == Kind::Runc {
+            assert_eq!(exe, rt.bin(), "runc's own process");
+            continue;
+        }
         assert_eq!(exe, Path::new("/berth"), "berth's foreground run process");
+        let installed_left: Vec<&str> = maps
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .skip(3)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    == installed
+            })
+            .collect();
+        assert!(
+            installed_left.is_empty(),
+            "BERTH_EXESEAL_EXEC={exec}: mappings of {} left: {installed_left:?}",
+            rt.bin().display()
+        );
+        let view_data = maps
+            .lines()
+            .any(|l| l.contains(" rw-p ") && l.ends_with(" /berth"));
+        assert_eq!(
+            view_data, re_executed,
+            "BERTH_EXESEAL_EXEC={exec}: writable mappings of /berth:\n{maps}"
+        );
     }
 }
