@@ -48,8 +48,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if let Some(code) = monitor_cmds::intercept(&root, &cli.command, cli.debug)? {
         return Ok(code);
     }
-    // Commands that put processes into a container run from a sealed copy of berth
-    // (CVE-2019-5736); the re-exec also drops every fd but stdio and the preserved ones.
+    // Commands that put processes into a container run from a sealed view of berth's binary
+    // (CVE-2019-5736), moved onto in place or re-executed; either drops every fd but stdio and
+    // the preserved ones.
     let preserve = match &cli.command {
         Command::Create(a) => Some(a.preserve_fds),
         Command::Run { create, .. } => Some(create.preserve_fds),
@@ -58,7 +59,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     };
     if let Some(n) = preserve {
         log::debug!("berth {} started", env!("CARGO_PKG_VERSION"));
-        // `exec -p <(…)`: the process file is an fd the re-exec must not close.
+        // `exec -p <(…)`: the process file is an fd the sealing must not close.
         let keep: Vec<i32> = match &cli.command {
             Command::Exec(a) => a
                 .process
