@@ -181,6 +181,22 @@ pub(crate) fn mount_cgroup(
         super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, &attr)
             .map_err(|e| err(m, what, e))
     };
+    // The fresh tmpfs (nothing in the container has seen it yet): each hierarchy's directory is
+    // made and opened in it by name, instead of resolving the whole path from the root again.
+    let tmpfs = open_in_root(root, &m.destination, ResolveFlags::empty())
+        .map_err(|e| err(m, "open the tmpfs", e))?;
+    let subdir = |name: &std::ffi::OsStr| -> std::io::Result<OwnedFd> {
+        match rustix::fs::mkdirat(tmpfs.as_fd(), name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(rustix::fs::openat(
+            tmpfs.as_fd(),
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
+    };
     // The hierarchies berth manages are bound from the container's own directories, which
     // berth may still be making (v1 hosts, see container/cgroup.rs): those wait for it, after
     // everything else here is done.
@@ -192,8 +208,7 @@ pub(crate) fn mount_cgroup(
         if h.mount_point == Path::new("/sys/fs/cgroup") {
             continue;
         }
-        let dest = m.destination.join(name);
-        let sub = mkdir_all(root, &dest, 0o755).map_err(|e| err(m, "create hierarchy dir", e))?;
+        let sub = subdir(name).map_err(|e| err(m, "create hierarchy dir", e))?;
         if plan.cgroupns {
             let data = if h.fstype == "cgroup2" {
                 None
@@ -228,21 +243,17 @@ pub(crate) fn mount_cgroup(
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_symlink()) {
                 if let Ok(link) = std::fs::read_link(e.path()) {
-                    let dir = open_in_root(root, &m.destination, ResolveFlags::empty())
-                        .map_err(|e| err(m, "reopen", e))?;
-                    let _ = rustix::fs::symlinkat(&link, dir.as_fd(), e.file_name().as_os_str());
+                    let _ = rustix::fs::symlinkat(&link, tmpfs.as_fd(), e.file_name().as_os_str());
                 }
             }
         }
     }
     if ro {
-        let fd = open_in_root(root, &m.destination, ResolveFlags::empty())
-            .map_err(|e| err(m, "reopen", e))?;
         let attr = MountAttr {
             attr_set: sysmount::MOUNT_ATTR_RDONLY,
             ..MountAttr::default()
         };
-        sysmount::mount_setattr(fd.as_fd(), false, &attr).map_err(|e| err(m, "read-only", e))?;
+        sysmount::mount_setattr(tmpfs.as_fd(), false, &attr).map_err(|e| err(m, "read-only", e))?;
     }
     Ok(())
 }
