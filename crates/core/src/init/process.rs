@@ -106,6 +106,54 @@ pub(crate) struct CapPlan {
     ambient: CapsHashSet,
 }
 
+/// What berth's process knows of capabilities before the clone: the ones this kernel supports
+/// and berth's own bounding set (which the init and `exec`'s process inherit unchanged).
+struct HostCaps {
+    supported: CapsHashSet,
+    bounding: Option<u64>,
+}
+
+static HOST_CAPS: std::sync::OnceLock<HostCaps> = std::sync::OnceLock::new();
+
+/// Reads [`HostCaps`] from the host's `/proc` (two reads, where probing takes a PR_CAPBSET_READ
+/// per capability). Called by [`check`], in berth's process; the init inherits the result.
+/// Nothing is read from a `/proc` inside the container, whose content the image could fake.
+fn learn_host_caps() {
+    HOST_CAPS.get_or_init(|| {
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok());
+        let supported = match last {
+            Some(last) => caps::all()
+                .into_iter()
+                .filter(|c| c.index() <= last)
+                .collect(),
+            None => caps::runtime::thread_all_supported(),
+        };
+        let bounding = std::fs::read_to_string("/proc/thread-self/status")
+            .ok()
+            .and_then(|status| {
+                let hex = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))?
+                    .trim();
+                u64::from_str_radix(hex, 16).ok()
+            });
+        HostCaps {
+            supported,
+            bounding,
+        }
+    });
+}
+
+/// The capabilities this kernel supports (probed with prctl where berth did not learn them).
+fn supported_caps() -> CapsHashSet {
+    match HOST_CAPS.get() {
+        Some(h) => h.supported.clone(),
+        None => caps::runtime::thread_all_supported(),
+    }
+}
+
 impl CapPlan {
     /// Resolves the names in `process.capabilities`; with none given, the process gets none
     /// (runtime-spec: absent sets are empty). Refuses what the kernel would refuse when the
@@ -115,7 +163,7 @@ impl CapPlan {
     /// ambient capabilities and no inheritable set.)
     pub(crate) fn from_process(process: &Process) -> Result<CapPlan> {
         let c = process.capabilities.clone().unwrap_or_default();
-        let supported = caps::runtime::thread_all_supported();
+        let supported = supported_caps();
         let (bounding, _) = cap_set(c.bounding.as_ref(), "bounding", &supported)?;
         let (effective, eff_names) = cap_set(c.effective.as_ref(), "effective", &supported)?;
         let (permitted, _) = cap_set(c.permitted.as_ref(), "permitted", &supported)?;
@@ -154,10 +202,14 @@ impl CapPlan {
 
     /// Drops everything not in the bounding set (needs CAP_SETPCAP: call while still root).
     pub(crate) fn apply_bounding(&self) -> Result<()> {
+        // The bounding set learnt before the clone instead of a PR_CAPBSET_READ per capability.
+        let present = HOST_CAPS.get().and_then(|h| h.bounding);
         for cap in caps::all() {
-            if !self.bounding.contains(&cap)
-                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
-            {
+            let held = match present {
+                Some(mask) => mask & (1u64 << cap.index()) != 0,
+                None => caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false),
+            };
+            if !self.bounding.contains(&cap) && held {
                 caps::drop(None, CapSet::Bounding, cap)
                     .map_err(|e| Error::Init(format!("drop {cap} from the bounding set: {e}")))?;
             }
@@ -516,6 +568,7 @@ pub(crate) fn apply_labels(process: &Process) -> Result<()> {
 /// after the clone, checked in berth's process so that bad input leaves nothing behind:
 /// capability names and sets, the personality, the LSM labels against the host.
 pub(crate) fn check(process: &Process, linux: Option<&Linux>) -> Result<()> {
+    learn_host_caps();
     CapPlan::from_process(process)?;
     if let Some(p) = linux.and_then(|l| l.personality.as_ref()) {
         persona(p)?;
