@@ -218,9 +218,9 @@ fn exec_forced() -> bool {
 
 /// Moves the running berth onto the detached overlay's view of its binary without an exec
 /// ([`berth_sys::exemap`]): every mapping of the binary is replaced and `/proc/self/exe` then
-/// names the overlay's file. Needs `CAP_SYS_RESOURCE` (`PR_SET_MM`) and the same build in the
-/// overlay as in memory (checked by the ELF build id); otherwise it fails and berth
-/// re-executes. Afterwards the protection is checked as a re-executed berth checks it.
+/// names the overlay's file. Needs `CAP_SYS_RESOURCE` or `CAP_CHECKPOINT_RESTORE` (`PR_SET_MM`)
+/// and the same build in the overlay as in memory (checked by the ELF build id); otherwise it
+/// fails and berth re-executes. Afterwards the protection is checked as a re-executed berth checks it.
 fn move_onto_overlay(exe: BorrowedFd<'_>, scratch: &Path) -> Result<()> {
     let st = rustix::fs::fstat(exe).map_err(|e| Error::io("stat", "/proc/self/exe", e.into()))?;
     let dev = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
