@@ -314,16 +314,15 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 &ns.idmapped,
             )?;
         }
-        parent_channel.send(&ToChild::Continue)?;
-        make_cgroup(
+        continue_in_cgroup(
             &mut cgroup_plan,
             &spec,
             &mut record,
             dir,
             &mut cleanup.cgroup,
             &parent_channel,
+            child_pid,
         )?;
-        join_cgroup(cgroup_plan.manager(), child_pid, &parent_channel)?;
     }
     loop {
         let msg = parent_channel.recv::<ToParent>()?;
@@ -349,16 +348,15 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
                 );
                 init_pid = pid;
                 cleanup.pid = Some(pid);
-                parent_channel.send(&ToChild::Continue)?;
-                make_cgroup(
+                continue_in_cgroup(
                     &mut cgroup_plan,
                     &spec,
                     &mut record,
                     dir,
                     &mut cleanup.cgroup,
                     &parent_channel,
+                    pid,
                 )?;
-                join_cgroup(cgroup_plan.manager(), pid, &parent_channel)?;
             }
             Some(ToParent::CreateRuntimeHooks) => {
                 let hooks = spec.hooks.clone().unwrap_or_default();
@@ -400,6 +398,22 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         relay: relay_parts,
         init_pid,
     })
+}
+
+/// Lets the init (`pid`) go on with its setup, makes its cgroup meanwhile and moves it in: the
+/// order both ways of starting the init (one clone, or an intermediate child) share.
+fn continue_in_cgroup(
+    plan: &mut CgroupPlan,
+    spec: &Spec,
+    record: &mut Record,
+    dir: &ContainerDir,
+    undo: &mut Option<CgroupManager>,
+    channel: &Channel,
+    pid: i32,
+) -> Result<()> {
+    channel.send(&ToChild::Continue)?;
+    make_cgroup(plan, spec, record, dir, undo, channel)?;
+    join_cgroup(plan.manager(), pid, channel)
 }
 
 /// Makes a cgroup planned for after the clone (while the init sets up its mounts); records it
