@@ -25,8 +25,9 @@ struct Segment {
     memsz: usize,
 }
 
-/// The running binary's program headers and its load bias, from the auxiliary vector.
-fn own_segments() -> io::Result<(Vec<Segment>, usize)> {
+/// The running binary's loadable and note program headers (at their loaded addresses), from
+/// the auxiliary vector.
+fn own_segments() -> io::Result<Vec<Segment>> {
     // SAFETY: getauxval only reads the auxiliary vector the kernel gave the process.
     let (phdr, phnum) = unsafe {
         (
@@ -57,13 +58,13 @@ fn own_segments() -> io::Result<(Vec<Segment>, usize)> {
             memsz: h.p_memsz as usize,
         })
         .collect();
-    Ok((segments, bias))
+    Ok(segments)
 }
 
 /// True if `file` holds the same build as the running binary: every `PT_NOTE` segment reads the
 /// same from the file as from memory, and one of them is a GNU build id.
 pub fn same_build(file: BorrowedFd<'_>) -> io::Result<bool> {
-    let (segments, _) = own_segments()?;
+    let segments = own_segments()?;
     let mut build_id = false;
     for s in segments.iter().filter(|s| s.kind == libc::PT_NOTE) {
         // SAFETY: a PT_NOTE segment lies inside a mapped, readable PT_LOAD of the running
@@ -108,37 +109,26 @@ struct Mapping {
 }
 
 fn exe_mappings(maps: &str, dev: (u32, u32), ino: u64) -> Vec<Mapping> {
-    maps.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let (start, end) = f.next()?.split_once('-')?;
-            let perms = f.next()?.as_bytes();
-            let offset = u64::from_str_radix(f.next()?, 16).ok()?;
-            let (major, minor) = f.next()?.split_once(':')?;
-            let inode: u64 = f.next()?.parse().ok()?;
-            let this = (
-                u32::from_str_radix(major, 16).ok()?,
-                u32::from_str_radix(minor, 16).ok()?,
-            );
-            if this != dev || inode != ino || perms.len() < 4 {
-                return None;
-            }
+    crate::mem::maps_lines(maps)
+        .filter(|m| m.dev == dev && m.inode == ino && m.perms.len() >= 4)
+        .map(|m| {
+            let p = m.perms.as_bytes();
             let mut prot = 0;
-            if perms[0] == b'r' {
+            if p[0] == b'r' {
                 prot |= libc::PROT_READ;
             }
-            if perms[1] == b'w' {
+            if p[1] == b'w' {
                 prot |= libc::PROT_WRITE;
             }
-            if perms[2] == b'x' {
+            if p[2] == b'x' {
                 prot |= libc::PROT_EXEC;
             }
-            Some(Mapping {
-                start: usize::from_str_radix(start, 16).ok()?,
-                end: usize::from_str_radix(end, 16).ok()?,
+            Mapping {
+                start: m.start,
+                end: m.end,
                 prot,
-                offset,
-            })
+                offset: m.offset,
+            }
         })
         .collect()
 }
@@ -149,7 +139,7 @@ fn exe_mappings(maps: &str, dev: (u32, u32), ino: u64) -> Vec<Mapping> {
 /// mappings moved and others not, which is harmless (the same bytes either way) but leaves
 /// `/proc/self/exe` where it was.
 pub fn move_exe_to(new_exe: BorrowedFd<'_>, old_dev: (u32, u32), old_ino: u64) -> io::Result<()> {
-    let (segments, _) = own_segments()?;
+    let segments = own_segments()?;
     let page = rustix::param::page_size();
     let writable = |addr: usize| {
         segments.iter().any(|s| {

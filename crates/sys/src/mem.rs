@@ -29,27 +29,51 @@ pub fn trim_heap() -> bool {
     }
 }
 
-/// One line of `/proc/self/maps` that qualifies for [`release_code_pages`]: start, end.
-fn code_mappings(maps: &str) -> Vec<(usize, usize)> {
-    maps.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let range = f.next()?;
-            let perms = f.next()?;
-            let _offset = f.next()?;
-            let _dev = f.next()?;
-            let inode: u64 = f.next()?.parse().ok()?;
-            let path = f.next().unwrap_or("");
-            // Private, readable, executable, not writable, backed by a real file.
-            if perms != "r-xp" || inode == 0 || !path.starts_with('/') {
-                return None;
-            }
-            let (a, b) = range.split_once('-')?;
-            Some((
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
-            ))
+/// One line of `/proc/PID/maps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MapsLine<'a> {
+    pub start: usize,
+    pub end: usize,
+    /// `rwxp`-style permissions.
+    pub perms: &'a str,
+    pub offset: u64,
+    /// Major and minor device numbers.
+    pub dev: (u32, u32),
+    pub inode: u64,
+    /// The path, or `[heap]`-style name, or "" for an anonymous mapping.
+    pub path: &'a str,
+}
+
+/// The lines of a `/proc/PID/maps` text that parse.
+pub(crate) fn maps_lines(maps: &str) -> impl Iterator<Item = MapsLine<'_>> {
+    maps.lines().filter_map(|line| {
+        let mut f = line.split_whitespace();
+        let (start, end) = f.next()?.split_once('-')?;
+        let perms = f.next()?;
+        let offset = u64::from_str_radix(f.next()?, 16).ok()?;
+        let (major, minor) = f.next()?.split_once(':')?;
+        let inode = f.next()?.parse().ok()?;
+        Some(MapsLine {
+            start: usize::from_str_radix(start, 16).ok()?,
+            end: usize::from_str_radix(end, 16).ok()?,
+            perms,
+            offset,
+            dev: (
+                u32::from_str_radix(major, 16).ok()?,
+                u32::from_str_radix(minor, 16).ok()?,
+            ),
+            inode,
+            path: f.next().unwrap_or(""),
         })
+    })
+}
+
+/// The mappings that qualify for [`release_code_pages`]: start, end.
+fn code_mappings(maps: &str) -> Vec<(usize, usize)> {
+    maps_lines(maps)
+        // Private, readable, executable, not writable, backed by a real file.
+        .filter(|m| m.perms == "r-xp" && m.inode != 0 && m.path.starts_with('/'))
+        .map(|m| (m.start, m.end))
         .collect()
 }
 
