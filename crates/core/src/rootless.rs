@@ -129,11 +129,6 @@ pub(crate) fn container_cgroup(
     roots: Option<&CgroupRoots>,
     optional: bool,
 ) -> Result<Option<CgroupManager>> {
-    let resources = spec
-        .linux
-        .as_ref()
-        .and_then(|l| l.resources.clone())
-        .unwrap_or_default();
     let made = match roots {
         Some(roots) => CgroupManager::create_in(roots, path),
         None => CgroupManager::create(path),
@@ -141,7 +136,12 @@ pub(crate) fn container_cgroup(
     let cgroup = match made {
         Ok(cg) => cg,
         Err(e) if optional && is_permission(&e) => {
-            let asked = limits_asked(&resources);
+            let asked = limits_asked(
+                spec.linux
+                    .as_ref()
+                    .and_then(|l| l.resources.as_ref())
+                    .unwrap_or(&Default::default()),
+            );
             if !asked.is_empty() {
                 return Err(Error::Usage(format!(
                     "{}: cannot set limits: rootless container could not create its cgroup ({e})",
