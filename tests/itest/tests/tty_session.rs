@@ -298,7 +298,8 @@ fn the_relay_polls_only_while_events_come_close_together() {
     let rt = runtime();
     let mut b = Bundle::busybox();
     b.terminal(true).sh(
-        "stty raw -echo; echo ready; dd bs=1 count=200 2>/dev/null; echo; echo slow; \
+        "stty raw -echo; echo ready; dd bs=1 count=200 2>/dev/null; \
+         dd bs=1 count=1 of=/dev/null 2>/dev/null; echo; echo slow; \
          i=0; while [ $i -lt 200 ]; do echo tick; usleep 5000; i=$((i+1)); done; \
          echo idle; sleep 1; echo done",
     );
@@ -319,6 +320,8 @@ fn the_relay_polls_only_while_events_come_close_together() {
         let got = pty.read_until(&byte, T);
         assert_eq!(got, byte, "round trip {i}");
     }
+    // The container goes on only after this byte, so no later output shares a read with an echo.
+    pty.write_all(b".");
     until(&pty, "slow\r\n");
     let (cpu0, t0) = (cpu_time(pid), std::time::Instant::now());
     until(&pty, "done\r\n");
