@@ -348,11 +348,15 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
             | MountAttrFlags::MOUNT_ATTR_NOSUID,
     )
     .map_err(|e| Error::sys("fsmount the overlayfs for berth's binary", e))?;
-    rustix::fs::openat(
+    let file = rustix::fs::openat(
         &mnt,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::io("open through the overlayfs", path, e.into()))
+    .map_err(|e| Error::io("open through the overlayfs", path, e.into()));
+    // The open file keeps the overlay alive; the mount fd's last close dissolves the detached
+    // mount and waits for an RCU grace period, so a child pays it.
+    berth_sys::process::close_in_child(mnt);
+    file
 }
