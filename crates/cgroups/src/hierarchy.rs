@@ -90,10 +90,11 @@ impl CgroupRoots {
     /// Reads `/proc/self/mountinfo` and `statfs(/sys/fs/cgroup)`.
     pub fn detect() -> Result<Self> {
         let mountinfo = Path::new("/proc/self/mountinfo");
-        let text = std::fs::read_to_string(mountinfo).map_err(|source| CgroupError::Read {
-            path: mountinfo.into(),
-            source,
-        })?;
+        let text =
+            berth_sys::procfs::read_to_string(mountinfo).map_err(|source| CgroupError::Read {
+                path: mountinfo.into(),
+                source,
+            })?;
         // f_type's integer type differs between architectures, hence the casts.
         #[allow(clippy::unnecessary_cast)]
         let unified_host = match rustix::fs::statfs(CGROUP_ROOT) {

@@ -18,8 +18,6 @@
 //! migration happens, and nothing is done. Every failure is ignored: this only saves time.
 //! The parent collects the child with [`berth_sys::process::reap_silent_children`].
 
-use std::io::Read;
-
 /// Where cgroup file systems are mounted on every host berth supports.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -53,8 +51,7 @@ pub fn prime_migration() {
 
 /// Writes the calling process into the cgroup it is in, in its first v1 controller hierarchy.
 fn move_into_own_cgroup() -> std::io::Result<()> {
-    let mut text = String::new();
-    std::fs::File::open("/proc/self/cgroup")?.read_to_string(&mut text)?;
+    let text = berth_sys::procfs::read_to_string("/proc/self/cgroup")?;
     let target = own_v1_procs_file(&text).ok_or(std::io::ErrorKind::NotFound)?;
     std::fs::write(target, "0")
 }

@@ -242,7 +242,7 @@ pub fn validate_userns(spec: &Spec) -> Result<()> {
 /// Whether `setgroups(2)` is allowed in the user namespace of process `pid` (`"self"` or a
 /// number): `/proc/<pid>/setgroups` says `allow` (or does not exist: no user namespace).
 pub fn setgroups_allowed(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/setgroups"))
+    berth_sys::procfs::read_to_string(format!("/proc/{pid}/setgroups"))
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
 }

@@ -16,7 +16,7 @@ pub struct ProcStat {
 
 /// Reads `/proc/PID/stat`; `None` when the process does not exist.
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = berth_sys::procfs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces or parentheses itself.
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();

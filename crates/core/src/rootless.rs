@@ -66,7 +66,7 @@ impl RootlessMode {
 /// True when this process is not in the initial user namespace (its uid map is not the
 /// identity over all 2^32 ids).
 pub fn running_in_userns() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    match berth_sys::procfs::read_to_string("/proc/self/uid_map") {
         Ok(text) => {
             let fields: Vec<&str> = text.split_whitespace().collect();
             fields != ["0", "0", "4294967295"]

@@ -148,7 +148,7 @@ pub fn move_exe_to(new_exe: BorrowedFd<'_>, old_dev: (u32, u32), old_ino: u64) -
             s.kind == libc::PT_LOAD && s.flags & libc::PF_W != 0 && addr >= lo && addr < hi
         })
     };
-    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let maps = crate::procfs::read_to_string("/proc/self/maps")?;
     let mappings = exe_mappings(&maps, old_dev, old_ino);
     if mappings.is_empty() {
         return Err(io::Error::other(
@@ -233,7 +233,7 @@ fn set_exe_file(exe: BorrowedFd<'_>) -> io::Result<()> {
     if first.raw_os_error() != Some(libc::EPERM) {
         return Err(first);
     }
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let stat = crate::procfs::read_to_string("/proc/self/stat")?;
     let rest = &stat[stat
         .rfind(')')
         .ok_or_else(|| io::Error::other("/proc/self/stat"))?

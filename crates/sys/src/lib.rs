@@ -12,6 +12,7 @@ pub mod fd;
 pub mod mem;
 pub mod mount;
 pub mod process;
+pub mod procfs;
 pub mod seccomp;
 pub mod signal;
 pub mod tty;

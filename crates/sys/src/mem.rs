@@ -80,7 +80,7 @@ fn code_mappings(maps: &str) -> Vec<(usize, usize)> {
 /// Drops this process's resident pages of its code mappings (see the module docs); returns the
 /// number of bytes of address space advised.
 pub fn release_code_pages() -> io::Result<usize> {
-    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let maps = crate::procfs::read_to_string("/proc/self/maps")?;
     let mut total = 0;
     for (start, end) in code_mappings(&maps) {
         // SAFETY: [start, end) is a whole mapping the kernel just listed as private, read-only

@@ -33,7 +33,7 @@ struct HostHierarchy {
 }
 
 fn host_hierarchies() -> std::io::Result<Vec<HostHierarchy>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let text = berth_sys::procfs::read_to_string("/proc/self/mountinfo")?;
     let mut out = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -82,7 +82,7 @@ fn host_hierarchies() -> std::io::Result<Vec<HostHierarchy>> {
 
 /// `controllers -> path` from `/proc/self/cgroup` (`""` is the v2 entry).
 fn own_cgroups() -> std::io::Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string("/proc/self/cgroup")?;
+    let text = berth_sys::procfs::read_to_string("/proc/self/cgroup")?;
     Ok(text
         .lines()
         .filter_map(|l| {

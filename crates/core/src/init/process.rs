@@ -120,7 +120,7 @@ static HOST_CAPS: std::sync::OnceLock<HostCaps> = std::sync::OnceLock::new();
 /// Nothing is read from a `/proc` inside the container, whose content the image could fake.
 fn learn_host_caps() {
     HOST_CAPS.get_or_init(|| {
-        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        let last = berth_sys::procfs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse::<u8>().ok());
         let supported = match last {
@@ -130,7 +130,7 @@ fn learn_host_caps() {
                 .collect(),
             None => caps::runtime::thread_all_supported(),
         };
-        let bounding = std::fs::read_to_string("/proc/thread-self/status")
+        let bounding = berth_sys::procfs::read_to_string("/proc/thread-self/status")
             .ok()
             .and_then(|status| {
                 let hex = status

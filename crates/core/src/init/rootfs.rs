@@ -727,7 +727,7 @@ fn read_only_dev(spec: &Spec) -> Option<&Mount> {
 fn hide_outer_proc_and_sys() -> Result<()> {
     let rootfs = rustix::process::getcwd(Vec::new()).map_err(|e| Error::sys("getcwd", e))?;
     let rootfs = rootfs.to_string_lossy().into_owned();
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
+    let info = berth_sys::procfs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::io("read", Path::new("/proc/self/mountinfo"), e))?;
     let mut points = Vec::new();
     for line in info.lines() {
