@@ -38,6 +38,6 @@ pub use error::{CgroupError, Result};
 pub use hierarchy::{CgroupRoots, Hierarchy};
 pub use manager::{CgroupManager, read_stats};
 pub use path::{CgroupPath, resolve_path, resolve_path_with};
-pub use prime::prime_migration;
+pub use prime::migration_primer;
 pub use stats::Stats;
 pub use sub::SubCgroups;

@@ -6,9 +6,9 @@
 //! berth's other work for `run` of `/bin/true`. Writers that follow within a grace period of the
 //! last one do not wait (the semaphore's `rcu_sync` is still in its writer state).
 //!
-//! So `create`, `run` and `exec` call [`prime_migration`] first thing (before berth's sealing
-//! re-exec, whose second image finds the child and does not make another): a silent child (see
-//! [`berth_sys::process::CloneOptions::silent_exit`]) moves itself into the cgroup it is
+//! So `create`, `run` and `exec` fork a helper child first thing (before berth's sealing
+//! re-exec, whose second image finds the child and does not make another), which runs
+//! [`migration_primer`]'s job: it moves itself into the cgroup it is
 //! already in, which changes nothing but starts the grace period while berth loads the config
 //! and makes the container's cgroup; when berth moves the init, the wait is over or shorter.
 //! The kernel holds `cgroup_mutex` while such a write waits, so cgroup `mkdir`s (berth's own
@@ -16,37 +16,28 @@
 //! container's cgroup after the clone, while the init sets up its mounts.
 //! On a cgroup2-only host berth starts the init in its cgroup with `CLONE_INTO_CGROUP`, no
 //! migration happens, and nothing is done. Every failure is ignored: this only saves time.
-//! The parent collects the child with [`berth_sys::process::reap_silent_children`].
+//! The child is [`berth_sys::process::Helper`], which also closes fds for berth's sealing;
+//! the parent collects it with [`berth_sys::process::reap_silent_children`].
 
 /// Where cgroup file systems are mounted on every host berth supports.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Starts the grace period a v1 cgroup migration waits for, in a child process, and returns
-/// at once. Does nothing on a cgroup2-only host, or when the process already has such a child
-/// (berth calls this before its sealing re-exec, and again after it, which then finds the
-/// first image's child; a berth installed read-only does not re-exec and starts it then).
-pub fn prime_migration() {
-    if berth_sys::process::has_silent_children() {
-        return;
-    }
+/// The job that starts the grace period a v1 cgroup migration waits for, for berth's helper
+/// child ([`berth_sys::process::Helper`]) to run first thing; `None` on a cgroup2-only host
+/// (or when `/sys/fs/cgroup` cannot be read), where there is nothing to start.
+pub fn migration_primer() -> Option<fn()> {
     // f_type's integer type differs between architectures, hence the casts.
     #[allow(clippy::unnecessary_cast)]
     match rustix::fs::statfs(CGROUP_ROOT) {
-        Ok(st) if st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64 => return,
-        Ok(_) => {}
-        Err(_) => return,
+        Ok(st) if st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64 => None,
+        Ok(_) => Some(prime_in_this_process),
+        Err(_) => None,
     }
-    let options = berth_sys::process::CloneOptions {
-        silent_exit: true,
-        ..Default::default()
-    };
-    if let Ok(berth_sys::process::Forked::Child) = berth_sys::process::clone3(0, &options) {
-        // The child holds none of berth's descriptors (a caller waiting for end of file on
-        // berth's output must not wait for it) and ends without unwinding.
-        let _ = berth_sys::process::close_fds_from(0);
-        let _ = move_into_own_cgroup();
-        berth_sys::process::exit_immediately(0);
-    }
+}
+
+/// Moves the calling process (the helper child) into its own cgroup; failures are ignored.
+fn prime_in_this_process() {
+    let _ = move_into_own_cgroup();
 }
 
 /// Writes the calling process into the cgroup it is in, in its first v1 controller hierarchy.

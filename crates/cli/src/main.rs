@@ -69,11 +69,17 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
                 .collect(),
             _ => Vec::new(),
         };
-        // The child that starts a v1 cgroup migration's grace period is forked first (before
-        // the re-exec, which it survives), so the wait runs while berth re-executes and loads
-        // the config.
-        berth_cgroups::prime_migration();
-        berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep)?;
+        // One helper child, forked first (before the re-exec, which it survives and whose
+        // second image then makes none): it starts a v1 cgroup migration's grace period, so
+        // the wait runs while berth seals, loads the config and clones, and then closes the
+        // sealing's detached mount, whose last close waits for RCU.
+        let helper = if berth_sys::process::has_silent_children() {
+            None
+        } else {
+            berth_sys::process::Helper::spawn(berth_cgroups::migration_primer()).ok()
+        };
+        berth_core::exeseal::ensure_sealed_keeping(n, &root, &keep, helper.as_ref())?;
+        drop(helper);
         log::debug!("running from a sealed copy of berth");
     }
     let cgroups_optional = rootless.cgroups_optional();

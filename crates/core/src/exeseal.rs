@@ -55,6 +55,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use berth_sys::process::Helper;
 use rustix::fs::{Mode, OFlags, SealFlags};
 
 use crate::error::{Error, Result};
@@ -126,14 +127,20 @@ fn forced_method() -> Result<Option<Method>> {
 /// fds from 3 up stay open across the re-exec; every other fd from 3 up is closed by it.
 /// `scratch` is a directory berth owns (the state root), used as the overlay's empty layer.
 pub fn ensure_sealed(preserve_fds: u32, scratch: &Path) -> Result<()> {
-    ensure_sealed_keeping(preserve_fds, scratch, &[])
+    ensure_sealed_keeping(preserve_fds, scratch, &[], None)
 }
 
 /// [`ensure_sealed`], also keeping the fds in `keep` open across the re-exec: a file berth
 /// itself still has to read afterwards, such as `exec --process /dev/fd/63` from a shell's
 /// process substitution (runc's tty.bats does that). They never reach the container: the init
-/// and `exec` close every fd above the preserved ones before `execve`.
-pub fn ensure_sealed_keeping(preserve_fds: u32, scratch: &Path, keep: &[i32]) -> Result<()> {
+/// and `exec` close every fd above the preserved ones before `execve`. `helper`, when given,
+/// closes the overlay's detached mount off berth's path (its last close waits for RCU).
+pub fn ensure_sealed_keeping(
+    preserve_fds: u32,
+    scratch: &Path,
+    keep: &[i32],
+    helper: Option<&Helper>,
+) -> Result<()> {
     let exe = open_self_exe()?;
     if protection_of(exe.as_fd()).is_some() {
         return Ok(());
@@ -153,7 +160,7 @@ pub fn ensure_sealed_keeping(preserve_fds: u32, scratch: &Path, keep: &[i32]) ->
         None => Method::Memfd,
     };
     if method == Method::Overlay && !exec_forced() {
-        match move_onto_overlay(exe.as_fd(), scratch) {
+        match move_onto_overlay(exe.as_fd(), scratch, helper) {
             Ok(()) => {
                 // What the re-exec would have dropped: the fds berth inherited (berth's own
                 // are close-on-exec from their open) beyond the preserved and kept ones.
@@ -168,7 +175,7 @@ pub fn ensure_sealed_keeping(preserve_fds: u32, scratch: &Path, keep: &[i32]) ->
         }
     }
     let sealed = match method {
-        Method::Overlay => match sealed_overlay(scratch) {
+        Method::Overlay => match sealed_overlay(scratch, helper) {
             Ok(fd) => fd,
             Err(e) if forced_method()?.is_none() => {
                 log::debug!("exeseal: overlay unavailable ({e}); using a memfd copy");
@@ -221,10 +228,10 @@ fn exec_forced() -> bool {
 /// names the overlay's file. Needs `CAP_SYS_RESOURCE` or `CAP_CHECKPOINT_RESTORE` (`PR_SET_MM`)
 /// and the same build in the overlay as in memory (checked by the ELF build id); otherwise it
 /// fails and berth re-executes. Afterwards the protection is checked as a re-executed berth checks it.
-fn move_onto_overlay(exe: BorrowedFd<'_>, scratch: &Path) -> Result<()> {
+fn move_onto_overlay(exe: BorrowedFd<'_>, scratch: &Path, helper: Option<&Helper>) -> Result<()> {
     let st = rustix::fs::fstat(exe).map_err(|e| Error::io("stat", "/proc/self/exe", e.into()))?;
     let dev = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
-    let view = sealed_overlay(scratch)?;
+    let view = sealed_overlay(scratch, helper)?;
     let same = berth_sys::exemap::same_build(view.as_fd())
         .map_err(|e| Error::sys("read the overlay's view of berth's binary", e))?;
     if !same {
@@ -304,7 +311,7 @@ fn sealed_memfd(exe: BorrowedFd<'_>) -> Result<OwnedFd> {
 /// A read-only handle of the binary seen through a detached read-only overlayfs whose layers
 /// are the binary's directory (top) and `scratch` (overlayfs needs two lower layers to run
 /// without an upper one).
-fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
+fn sealed_overlay(scratch: &Path, helper: Option<&Helper>) -> Result<OwnedFd> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let path = rustix::fs::readlink("/proc/self/exe", Vec::new())
         .map_err(|e| Error::io("readlink", "/proc/self/exe", e.into()))?;
@@ -356,7 +363,10 @@ fn sealed_overlay(scratch: &Path) -> Result<OwnedFd> {
     )
     .map_err(|e| Error::io("open through the overlayfs", path, e.into()));
     // The open file keeps the overlay alive; the mount fd's last close dissolves the detached
-    // mount and waits for an RCU grace period, so a child pays it.
-    berth_sys::process::close_in_child(mnt);
+    // mount and waits for an RCU grace period, which the helper pays where there is one.
+    match helper {
+        Some(h) => h.close(mnt),
+        None => drop(mnt),
+    }
     file
 }
