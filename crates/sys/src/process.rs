@@ -222,18 +222,6 @@ fn close_what_arrives(sock: BorrowedFd<'_>) {
     }
 }
 
-/// Closes the descriptors `first..=last` (`close_range(2)`).
-fn close_fd_range(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: close_range only closes descriptors; it is called in the helper child, which owns
-    // its copy of every descriptor and never drops the `OwnedFd`s it inherited in memory.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Collects every child made with [`CloneOptions::silent_exit`] that has ended, without
 /// waiting; returns how many.
 pub fn reap_silent_children() -> usize {
@@ -308,11 +296,18 @@ pub fn execveat_fd(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io
     io::Error::last_os_error()
 }
 
-/// Closes every fd from `first` up (`close_range(first, ~0, 0)`).
+/// Closes every fd from `first` up (`close_range(first, ~0, 0)`). Callers own every fd from
+/// `first` up and hold no `OwnedFd` for them any longer (documented at each call site).
 pub fn close_fds_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range only closes descriptors; callers own every fd from `first` up and
-    // hold no OwnedFd for them any longer (documented at each call site).
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    close_fd_range(first, u32::MAX)
+}
+
+/// Closes the descriptors `first..=last` (`close_range(2)`), under the same contract as
+/// [`close_fds_from`] (the helper child never drops the `OwnedFd`s it inherited in memory).
+fn close_fd_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; by the contract above no live OwnedFd in
+    // this process refers to one of them afterwards.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
