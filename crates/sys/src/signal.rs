@@ -196,17 +196,90 @@ fn set_handler(sig: i32, handler: libc::sighandler_t) -> io::Result<()> {
     }
 }
 
-/// Resets every catchable signal (1..=31 and the real-time ones) to `SIG_DFL` (child side,
-/// before exec: ignored signals survive `execve`, e.g. the `SIGPIPE` that Rust programs ignore).
-/// Async-signal-safe; numbers the C library reserves for itself are skipped.
-pub fn reset_dispositions() -> io::Result<()> {
-    for sig in (1..=31).chain(sigrtmin()..=sigrtmax()) {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        set_default(sig)?;
+/// Sets `sig`'s disposition to `SIG_DFL` with the raw `rt_sigaction` system call, which
+/// reaches signals 32 and 33 too: the C library keeps those for itself and refuses them, but a
+/// caller can hand them on ignored (dash does), and an ignored signal survives `execve`.
+/// Async-signal-safe.
+fn set_default_raw(sig: i32) -> io::Result<()> {
+    set_raw(sig, libc::SIG_DFL)
+}
+
+/// `rt_sigaction(sig)` to `SIG_DFL` or `SIG_IGN` (no code pointer) without the C library.
+fn set_raw(sig: i32, handler: libc::sighandler_t) -> io::Result<()> {
+    /// The kernel's `struct sigaction` on the architectures berth builds for (handler, flags,
+    /// restorer, mask); all zero is `SIG_DFL` with no flags and an empty mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
     }
-    Ok(())
+    debug_assert!(handler == libc::SIG_DFL || handler == libc::SIG_IGN);
+    let act = KernelSigaction {
+        handler,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a valid kernel sigaction for the size passed (8 bytes of mask); SIG_DFL
+    // and SIG_IGN involve no code pointer, so no restorer is needed; the old action is not asked for.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Every signal number whose disposition can be set: 1..=64 without `SIGKILL` and `SIGSTOP`.
+fn settable_signals() -> impl Iterator<Item = i32> {
+    (1..=64).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP)
+}
+
+/// Resets every signal that can be reset (1..=64, the C library's 32 and 33 included) to
+/// `SIG_DFL` (child side, before exec: ignored signals survive `execve`, e.g. the `SIGPIPE`
+/// that Rust programs ignore). Async-signal-safe.
+pub fn reset_dispositions() -> io::Result<()> {
+    settable_signals().try_for_each(set_default_raw)
+}
+
+/// [`reset_dispositions`] in two or three calls instead of sixty-two: resets only the signals
+/// the kernel reports ignored or caught (`SigIgn` and `SigCgt` in `/proc/thread-self/status`);
+/// the others are at `SIG_DFL` already. Falls back to resetting every signal when that file
+/// cannot be read or parsed. Reads a file, so not for a `pre_exec` closure.
+pub fn reset_changed_dispositions() -> io::Result<()> {
+    let Some(changed) = changed_dispositions() else {
+        return reset_dispositions();
+    };
+    settable_signals()
+        .filter(|&sig| changed & (1u64 << (sig - 1)) != 0)
+        .try_for_each(set_default_raw)
+}
+
+/// `SigIgn | SigCgt` of the calling thread: bit `n - 1` for signal `n`.
+fn changed_dispositions() -> Option<u64> {
+    let status = crate::procfs::read_to_string("/proc/thread-self/status").ok()?;
+    dispositions_in_status(&status)
+}
+
+/// `SigIgn | SigCgt` from the text of a `/proc/PID/status` file.
+fn dispositions_in_status(status: &str) -> Option<u64> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Some(field("SigIgn:")? | field("SigCgt:")?)
 }
 
 /// Makes `cmd`'s child reset all signal dispositions and unblock every signal before exec, so a
@@ -424,6 +497,56 @@ pub fn signal_name(sig: i32) -> Option<Cow<'static, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_dispositions_are_sigign_or_sigcgt() {
+        let status = "Name:\tx\nSigBlk:\t0000000000010000\nSigIgn:\t0000000000001000\n\
+                      SigCgt:\t0000000180000440\nCapInh:\t0\n";
+        assert_eq!(dispositions_in_status(status), Some(0x1_8000_1440));
+        assert_eq!(dispositions_in_status("SigIgn:\t0000000000001000\n"), None);
+        assert_eq!(dispositions_in_status("SigIgn: zz\nSigCgt: 0\n"), None);
+    }
+
+    /// In a child (the test harness has threads, and dispositions are per process): ignore and
+    /// catch a few signals, reset the changed ones, and find every signal at SIG_DFL.
+    #[test]
+    fn reset_changed_dispositions_leaves_every_signal_default() {
+        extern "C" fn handler(_: i32) {}
+        let options = crate::process::CloneOptions::default();
+        match crate::process::clone3(0, &options).unwrap() {
+            crate::process::Forked::Child => {
+                // 32 is the C library's: only the raw call sets it (as dash hands it on).
+                let mut ok = set_raw(32, libc::SIG_IGN).is_ok()
+                    && set_ignored(libc::SIGHUP).is_ok()
+                    && set_ignored(libc::SIGRTMIN() + 3).is_ok();
+                // SAFETY: a handler that does nothing is async-signal-safe.
+                ok &= unsafe {
+                    libc::signal(libc::SIGUSR1, handler as *const () as libc::sighandler_t)
+                } != libc::SIG_ERR;
+                ok &= changed_dispositions().is_some_and(|m| m & (1 << 31) != 0);
+                ok &= reset_changed_dispositions().is_ok();
+                ok &= changed_dispositions() == Some(0);
+                for sig in (1..=31).chain(sigrtmin()..=sigrtmax()) {
+                    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+                    // SAFETY: a query: no new action, `old` is writable.
+                    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+                    // SAFETY: sigaction filled `old` (or it stays zeroed, SIG_DFL).
+                    ok &= rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_DFL;
+                }
+                crate::process::exit_immediately(if ok { 0 } else { 1 });
+            }
+            crate::process::Forked::Parent { pid, .. } => {
+                let mut status = 0;
+                // SAFETY: waitpid writes only `status`.
+                let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert_eq!(got, pid);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "{status:#x}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {

@@ -56,6 +56,7 @@ pub struct Cmd {
     stderr: Sink,
     timeout: Duration,
     ctty: bool,
+    ignored: Vec<i32>,
     env: Vec<(OsString, OsString)>,
     env_remove: Vec<OsString>,
     cwd: Option<PathBuf>,
@@ -94,6 +95,7 @@ impl Cmd {
             stderr: Sink::Capture,
             timeout: DEFAULT_TIMEOUT,
             ctty: false,
+            ignored: Vec::new(),
             env: Vec::new(),
             env_remove: Vec::new(),
             cwd: None,
@@ -177,6 +179,14 @@ impl Cmd {
         self
     }
 
+    /// Starts the child with `signals` ignored (`SIG_IGN`, which survives `execve`), handed on
+    /// the way `nohup` or a shell's `trap '' SIG` does: `/bin/sh` sets them, then execs the
+    /// command (the pid stays the command's).
+    pub fn ignoring_signals(mut self, signals: &[i32]) -> Self {
+        self.ignored.extend_from_slice(signals);
+        self
+    }
+
     /// Post-processes captured stderr (used to drop wrapper noise).
     pub fn stderr_filter(mut self, f: fn(Vec<u8>) -> Vec<u8>) -> Self {
         self.stderr_filter = Some(f);
@@ -205,7 +215,17 @@ impl Cmd {
 
     /// Starts the process; the watchdog starts now.
     pub fn spawn(self) -> Running {
-        let mut c = Command::new(&self.program);
+        let mut c = if self.ignored.is_empty() {
+            Command::new(&self.program)
+        } else {
+            let numbers: Vec<String> = self.ignored.iter().map(i32::to_string).collect();
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(format!("trap '' {}; exec \"$@\"", numbers.join(" ")))
+                .arg("sh")
+                .arg(&self.program);
+            c
+        };
         c.args(&self.args);
         for k in &self.env_remove {
             c.env_remove(k);

@@ -9,6 +9,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use berth_itest::{Bundle, Kind, probe_line, runtime, runtime_exclusive};
 use serde_json::json;
@@ -275,4 +276,56 @@ fn exec_lsm_flags_without_the_lsm() {
         l.assert_unchanged();
     }
     rt.delete_force(&id);
+}
+
+/// A caller that ignores signals (`nohup`, a shell's `trap ''`, a Rust program's SIGPIPE, the
+/// C library's 32 and 33 that dash ignores) must not hand that on: the container's process, from `run` and from `exec`, starts with no signal
+/// ignored or caught (`SigIgn` and `SigCgt` 0 in its status).
+#[test]
+fn the_containers_process_ignores_no_signal_its_caller_ignored() {
+    let rt = runtime();
+    let ignored = [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+        libc::SIGRTMIN() + 5,
+    ];
+    let dispositions = |status: &str| {
+        status
+            .lines()
+            .filter(|l| l.starts_with("SigIgn:") || l.starts_with("SigCgt:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // The caller's /bin/sh (dash) also hands on the C library's signals 32 and 33 ignored.
+    // runc 1.1 resets 33 but leaves 32 ignored (its Go runtime installs no handler there).
+    let zero = vec![
+        if rt.kind() == Kind::Runc {
+            "SigIgn:\t0000000080000000".to_string()
+        } else {
+            "SigIgn:\t0000000000000000".to_string()
+        },
+        "SigCgt:\t0000000000000000".to_string(),
+    ];
+    let mut b = Bundle::busybox();
+    b.args(&["cat", "/proc/self/status"]);
+    let out = rt
+        .run_cmd(&b, &rt.id("sigign-run"))
+        .ignoring_signals(&ignored)
+        .ok();
+    assert_eq!(dispositions(&out.stdout_str()), zero, "run: {out}");
+
+    let mut b = Bundle::busybox();
+    b.args(&["sleep", "30"]);
+    let id = rt.id("sigign-exec");
+    let running = rt.run_cmd(&b, &id).ignoring_signals(&ignored).spawn();
+    rt.wait_for_status(&id, "running", Duration::from_secs(10));
+    let out = rt
+        .exec_cmd(&id, &["cat", "/proc/self/status"])
+        .ignoring_signals(&ignored)
+        .ok();
+    assert_eq!(dispositions(&out.stdout_str()), zero, "exec: {out}");
+    rt.kill(&id, "KILL");
+    let _ = running.wait_unchecked();
 }

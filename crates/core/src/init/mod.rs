@@ -157,7 +157,8 @@ pub(crate) fn send_bind_sources(
 /// code or reach its fds (CVE-2016-9962). An init whose id maps an unprivileged berth writes
 /// stays dumpable until they are written ([`NsPlan::dumpable_until_mapped`]).
 fn child_prologue(keep_dumpable: bool) -> Result<()> {
-    berth_sys::signal::reset_dispositions().map_err(|e| Error::sys("reset signal handlers", e))?;
+    berth_sys::signal::reset_changed_dispositions()
+        .map_err(|e| Error::sys("reset signal handlers", e))?;
     berth_sys::signal::unblock_all().map_err(|e| Error::sys("unblock signals", e))?;
     if !keep_dumpable {
         not_dumpable()?;
