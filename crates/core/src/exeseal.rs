@@ -273,8 +273,32 @@ fn to_cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// How many fresh copies [`sealed_memfd`] makes when sealing one fails with `EBUSY`.
+const SEAL_ATTEMPTS: u32 = 3;
+
 /// A sealed memfd holding a copy of the binary open at `exe`.
+///
+/// `F_SEAL_WRITE` fails with `EBUSY` when the kernel still sees an extra reference on one of
+/// the copy's pages after waiting about 150 ms for it to go (seen once in a rootless `exec`
+/// during a loaded CI run, not reproducible alone); a fresh copy is then made and sealed, up
+/// to [`SEAL_ATTEMPTS`] times.
 fn sealed_memfd(exe: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let mut attempt = 1;
+    loop {
+        let memfd = memfd_copy(exe)?;
+        match rustix::fs::fcntl_add_seals(&memfd, required_seals()) {
+            Ok(()) => return Ok(memfd),
+            Err(rustix::io::Errno::BUSY) if attempt < SEAL_ATTEMPTS => {
+                log::debug!("exeseal: sealing copy {attempt} failed with EBUSY; copying again");
+                attempt += 1;
+            }
+            Err(e) => return Err(Error::sys("seal berth's memfd copy", e)),
+        }
+    }
+}
+
+/// An unsealed memfd holding a copy of the binary open at `exe` (read from offset 0).
+fn memfd_copy(exe: BorrowedFd<'_>) -> Result<OwnedFd> {
     use rustix::fs::MemfdFlags;
     let base = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
     // MFD_EXEC (Linux 6.3) keeps vm.memfd_noexec=1 from making the copy non-executable; older
@@ -291,9 +315,9 @@ fn sealed_memfd(exe: BorrowedFd<'_>) -> Result<OwnedFd> {
     let mut done = 0u64;
     while done < size {
         let chunk = (size - done).min(1 << 30) as usize;
-        match rustix::fs::sendfile(&memfd, exe, None, chunk) {
+        match rustix::fs::sendfile(&memfd, exe, Some(&mut done), chunk) {
             Ok(0) => break,
-            Ok(n) => done += n as u64,
+            Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(Error::sys("copy berth into its sealed memfd (sendfile)", e)),
         }
@@ -303,8 +327,6 @@ fn sealed_memfd(exe: BorrowedFd<'_>) -> Result<OwnedFd> {
             "copy berth into its sealed memfd: {done} of {size} bytes"
         )));
     }
-    rustix::fs::fcntl_add_seals(&memfd, required_seals())
-        .map_err(|e| Error::sys("seal berth's memfd copy", e))?;
     Ok(memfd)
 }
 
