@@ -63,6 +63,8 @@ const HANDSHAKE_SECS: f64 = 10.0;
 const READ_BUDGET: usize = 256 * 1024;
 /// Bytes of screen backlog parsed per idle turn.
 const PARSE_SLICE: usize = 16 * 1024;
+/// Frames read from a client whose connection is being closed (see `take_last_frames`).
+const LAST_FRAMES: usize = 64;
 /// Exec sessions kept; the oldest finished ones are forgotten beyond this.
 const MAX_EXEC_SESSIONS: usize = 64;
 /// Most clients at once.
@@ -1547,6 +1549,7 @@ impl Monitor {
     }
 
     fn close_client(&mut self, id: u32) {
+        self.take_last_frames(id);
         if let Some(c) = self.clients.remove(&id) {
             sock::discard_input(c.fd.as_fd());
             if let State::Attached { term } = c.state {
@@ -1561,6 +1564,50 @@ impl Monitor {
                 c.drops
             );
             // Dropping the fd removes it from epoll.
+        }
+    }
+
+    /// Carries out what an attached client sent before it went away (its input, a resize, a
+    /// signal, its detach) when the connection is closed because a send to it failed: a client
+    /// that types and disconnects at once (a script's `Stdin` then `Detach`, then close) must
+    /// not lose its input because the monitor's reply to its hello met the closed socket
+    /// first. At most [`LAST_FRAMES`] frames, and input only while the terminal's input queue
+    /// has room.
+    fn take_last_frames(&mut self, id: u32) {
+        for _ in 0..LAST_FRAMES {
+            let Some(c) = self.clients.get(&id) else {
+                return;
+            };
+            let State::Attached { term } = c.state else {
+                return;
+            };
+            if self
+                .terms
+                .get(term)
+                .and_then(|t| t.as_ref())
+                .is_none_or(|t| t.input_len() >= term::INPUT_MAX)
+            {
+                return;
+            }
+            // The receive buffer is lent out while `on_client` reads (it may close this or
+            // another client from there): then a buffer of our own.
+            let mut buf = std::mem::take(&mut self.recv_buf);
+            if buf.len() < sock::RECV_BUF {
+                buf = vec![0; sock::RECV_BUF];
+            }
+            let got = sock::recv_frame(c.fd.as_fd(), &mut buf[..sock::RECV_BUF]);
+            if let Ok(sock::Received {
+                recv: sock::Recv::Packet(n),
+                fds_closed: 0,
+                fds_truncated: false,
+            }) = got
+            {
+                self.on_frame(id, &buf[..n]);
+                self.recv_buf = buf;
+            } else {
+                self.recv_buf = buf;
+                return;
+            }
         }
     }
 

@@ -552,3 +552,35 @@ fn a_client_that_never_reads_does_not_slow_a_container_writing_100_mib() {
     stopped.signal(rustix::process::Signal::TERM);
     assert_eq!(wait_exit(stopped).code(), Some(0));
 }
+
+/// A client that types and goes away at once keeps its input. The monitor is stopped while the
+/// client sends hello, 40 keystrokes, Enter and detach and closes its socket, so the monitor
+/// finds them all queued when it runs again: its first turn on the connection reads 32 frames,
+/// then its reply to the hello meets the closed socket. The frames after the 32nd must still
+/// reach the terminal (they were dropped with the connection before `take_last_frames`; seen
+/// as a benchmark's Enter that never arrived).
+#[test]
+fn input_sent_just_before_a_client_closes_reaches_the_terminal() {
+    let m = Mon::new();
+    let mut b = shell_bundle();
+    b.args(&["sh", "-c", "read x; echo \"got:$x:\"; exec sleep 60"]);
+    let id = m.rt.id("clients-last-words");
+    m.start(&b, &id);
+    let pid = m.monitor_pid(&id);
+    let monitor = rustix::process::Pid::from_raw(pid).expect("monitor pid");
+    rustix::process::kill_process(monitor, rustix::process::Signal::STOP).expect("SIGSTOP");
+    let raw = Raw::connect(&m, &id);
+    raw.send(&hello(|h| h.start = Start::Live));
+    for _ in 0..40 {
+        raw.send(&Frame::Stdin(b"a"));
+    }
+    raw.send(&Frame::Stdin(b"\r"));
+    raw.send(&Frame::Detach);
+    drop(raw);
+    rustix::process::kill_process(monitor, rustix::process::Signal::CONT).expect("SIGCONT");
+    m.wait_log(&id, &format!("got:{}:", "a".repeat(40)));
+    // The monitor keeps serving.
+    let again = Raw::connect(&m, &id);
+    again.send(&hello(|h| h.start = Start::Live));
+    again.recv_until(T, |f| matches!(f, Frame::Attached { .. }));
+}
