@@ -474,11 +474,28 @@ fn throughput_monitor(env: &mut Env, clients: usize) -> Res<(f64, u64)> {
     }
     let t = Instant::now();
     env.enter(&id)?;
+    // A run that stalls (output that never comes) is an error, not a hang: at 1 MB/s the
+    // bytes would have arrived long before this.
+    let deadline = t + Duration::from_secs(60 + count * 65536 / 1_000_000);
+    while !readers.iter().all(|r| r.is_finished()) {
+        if Instant::now() > deadline {
+            for p in &mut procs {
+                let _ = p.kill();
+                let _ = p.wait();
+            }
+            env.delete(&id);
+            return Err(format!(
+                "{clients} client(s): not all output arrived within {:?}",
+                deadline - t
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let secs = t.elapsed().as_secs_f64();
     let mut least = u64::MAX;
     for r in readers {
         least = least.min(r.join().map_err(|_| "reader panicked")?);
     }
-    let secs = t.elapsed().as_secs_f64();
     for mut p in procs {
         let _ = p.wait();
     }
