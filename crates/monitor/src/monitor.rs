@@ -20,7 +20,9 @@
 //!    container is deleted.
 //! 5. The loop: masters are read as soon as readable (into ring and logs first), clients are
 //!    pumped from the ring, input flows to the masters, children are reaped. Exec sessions run
-//!    `<runtime> exec -d -t --console-socket exec-N.sock -p exec-N.json`.
+//!    `<runtime> exec -d -t --console-socket exec-N.sock -p exec-N.json`. A client is closed
+//!    when it detaches, breaks the protocol, hangs up, or a send to it fails; in the last case
+//!    the frames it sent before it went (input, a resize, its detach) are still carried out.
 //! 6. When the init has exited, its output is drained and `<root>/<id>` (the runtime's state)
 //!    is gone (`delete`), the monitor removes its directory and exits.
 //!
