@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root" >&2; exit 1; }
 scripts/setup.sh
-berth="$PWD/target/debug/berth"
+berth="${CARGO_TARGET_DIR:-$PWD/target}/debug/berth"
 root="$PWD/.work/demo-state"
 bundle="$PWD/.work/demo-bundle"
 
