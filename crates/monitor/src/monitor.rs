@@ -1569,12 +1569,13 @@ impl Monitor {
         }
     }
 
-    /// Carries out what an attached client sent before it went away (its input, a resize, a
-    /// signal, its detach) when the connection is closed because a send to it failed: a client
-    /// that types and disconnects at once (a script's `Stdin` then `Detach`, then close) must
-    /// not lose its input because the monitor's reply to its hello met the closed socket
-    /// first. At most [`LAST_FRAMES`] frames, and input only while the terminal's input queue
-    /// has room.
+    /// Carries out what an attached client sent before its connection is closed (its input, a
+    /// resize, a signal, its detach). It matters when a send to the client failed first: a
+    /// client that types and disconnects at once (a script's `Stdin` then `Detach`, then
+    /// close) must not lose its input because the monitor's reply to its hello met the closed
+    /// socket. At most [`LAST_FRAMES`] frames, and input only while the terminal's input queue
+    /// has room. A client that is not attached (closing, or never said hello) has nothing
+    /// here to carry out.
     fn take_last_frames(&mut self, id: u32) {
         for _ in 0..LAST_FRAMES {
             let Some(c) = self.clients.get(&id) else {
