@@ -65,7 +65,8 @@ const HANDSHAKE_SECS: f64 = 10.0;
 const READ_BUDGET: usize = 256 * 1024;
 /// Bytes of screen backlog parsed per idle turn.
 const PARSE_SLICE: usize = 16 * 1024;
-/// Frames read from a client whose connection is being closed (see `take_last_frames`).
+/// Frames read from a client whose connection is closed after a failed send (see
+/// `take_last_frames`).
 const LAST_FRAMES: usize = 64;
 /// Exec sessions kept; the oldest finished ones are forgotten beyond this.
 const MAX_EXEC_SESSIONS: usize = 64;
@@ -1551,7 +1552,6 @@ impl Monitor {
     }
 
     fn close_client(&mut self, id: u32) {
-        self.take_last_frames(id);
         if let Some(c) = self.clients.remove(&id) {
             sock::discard_input(c.fd.as_fd());
             if let State::Attached { term } = c.state {
@@ -1569,13 +1569,14 @@ impl Monitor {
         }
     }
 
-    /// Carries out what an attached client sent before its connection is closed (its input, a
-    /// resize, a signal, its detach). It matters when a send to the client failed first: a
-    /// client that types and disconnects at once (a script's `Stdin` then `Detach`, then
+    /// Carries out what an attached client sent before it went away (its input, a resize, a
+    /// signal, its detach), when a send to it failed and its connection is about to be closed:
+    /// a client that types and disconnects at once (a script's `Stdin` then `Detach`, then
     /// close) must not lose its input because the monitor's reply to its hello met the closed
-    /// socket. At most [`LAST_FRAMES`] frames, and input only while the terminal's input queue
-    /// has room. A client that is not attached (closing, or never said hello) has nothing
-    /// here to carry out.
+    /// socket. (Every other way to close a client has read to the end already or has nothing
+    /// to carry out.) At most [`LAST_FRAMES`] frames, and input only while the terminal's input
+    /// queue has room. A client that is not attached (closing, or never said hello) has
+    /// nothing here to carry out.
     fn take_last_frames(&mut self, id: u32) {
         for _ in 0..LAST_FRAMES {
             let Some(c) = self.clients.get(&id) else {
@@ -1626,6 +1627,8 @@ impl Monitor {
         let want_out = r == Pumped::Blocked;
         match r {
             Pumped::Close => {
+                // A failed send may leave frames the client sent before it went unread.
+                self.take_last_frames(id);
                 self.close_client(id);
             }
             _ => {
