@@ -19,6 +19,7 @@
 //! leave state behind. No test skips: without podman or conmon they fail saying what to install.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -236,22 +237,62 @@ impl Drop for Podman {
         if !out.success() {
             eprintln!("podman cleanup: {out}");
         }
+        // `podman rm` can return while conmon and the `podman container cleanup` it started
+        // are still exiting; they write events under the test's dir and hold conmon's cgroup.
+        // Wait for them, or the dir and cgroups below are removed under their feet and
+        // partly recreated (seen: a `tmp/berth-itest-podman-*` and `<parent>/conmon` left).
+        let rel = self.cgroup_parent.trim_start_matches('/').to_string();
+        let mine = || {
+            berth_itest::leftovers::processes(
+                std::slice::from_ref(&rel),
+                &[self.dir.path().display().to_string()],
+            )
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !mine().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = mine();
+        if !left.is_empty() {
+            eprintln!("podman cleanup: still running: {left:?}");
+        }
         // Anything podman left mounted under its dirs (container shm) goes before the dir does.
         berth_itest::leftovers::unmount_under(self.dir.path());
         // The cgroup parent podman had the runtime create (children first).
-        let rel = self.cgroup_parent.trim_start_matches('/').to_string();
         let mut dirs = BTreeSet::new();
+        let cgroup_fs_dev = std::fs::metadata("/sys/fs/cgroup").map(|m| m.dev()).ok();
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
         {
+            // podman (cgroupfs manager) also makes `<controller>/<parent>/conmon/tasks` for
+            // controllers the kernel knows but this host has not mounted (hugetlb, net_cls,
+            // net_prio, perf_event here): plain directories on /sys/fs/cgroup's tmpfs.
+            if std::fs::metadata(h.path()).map(|m| m.dev()).ok() == cgroup_fs_dev {
+                let _ = std::fs::remove_dir_all(h.path().join(&rel));
+                continue;
+            }
             walk(&h.path().join(&rel), &mut dirs);
         }
         let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
         dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for dir in dirs {
-            let _ = std::fs::remove_dir(dir);
+        // conmon may still be leaving its cgroup (`<parent>/conmon`) when `podman rm` returns,
+        // and a v1 hierarchy refuses to remove a cgroup until the exit is accounted there
+        // (EBUSY): so try again for a while rather than leave the directories on the host.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            dirs.retain(|dir| match std::fs::remove_dir(dir) {
+                Ok(()) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            });
+            if dirs.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !dirs.is_empty() {
+            eprintln!("podman cleanup: cgroups left: {dirs:?}");
         }
     }
 }
@@ -273,7 +314,6 @@ fn ask(io: &impl MasterIo, expr: &str) -> String {
 
 /// The host's devpts device number.
 fn host_devpts_dev() -> u64 {
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/dev/pts").expect("stat /dev/pts").dev()
 }
 
