@@ -430,6 +430,28 @@ impl CgroupManager {
         Ok(())
     }
 
+    /// [`CgroupManager::add_pid`] for a new container's init in two steps: with
+    /// `devices == false` into every hierarchy but the v1 `devices` one, with `devices == true`
+    /// into that one only. berth moves the init into the others as soon as the directories
+    /// exist (on a v1 host a migration waits for an RCU grace period unless one ended just
+    /// before, see [`crate::prime`]) and into `devices` once its rules are written, so that the
+    /// device nodes the init makes meanwhile never meet a half-written rule set.
+    pub fn add_pid_in_steps(&self, pid: i32, devices: bool) -> Result<()> {
+        if pid <= 0 {
+            return Err(CgroupError::invalid(
+                "pid",
+                format!("{pid} is not a process id"),
+            ));
+        }
+        let devices_dir = self.v1.get("devices");
+        for dir in self.dirs() {
+            if (Some(&dir) == devices_dir) == devices {
+                write(&dir, "cgroup.procs", &pid.to_string(), None)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves process `pid` into sub-cgroups of the container's cgroup (`exec --cgroup`): in
     /// each v1 hierarchy the path given for its controller, else the bare path, else the
     /// container's cgroup; in the cgroup2 hierarchy the bare path (on a hybrid host, whose

@@ -160,18 +160,43 @@ pub(crate) fn container_cgroup(
 /// Applies `linux.resources` with the effective device rules to a cgroup just made; on
 /// failure removes it.
 pub(crate) fn configure(spec: &Spec, cgroup: &CgroupManager) -> Result<()> {
+    if let Err(e) = apply_resources(spec, cgroup) {
+        if let Err(cleanup) = cgroup.destroy() {
+            log::warn!("cleanup: {cleanup}");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Applies `linux.resources` with the effective device rules to a cgroup just made, leaving
+/// its removal on failure to the caller.
+pub(crate) fn apply_resources(spec: &Spec, cgroup: &CgroupManager) -> Result<()> {
+    apply_device_rules(spec, cgroup)?;
+    apply_limits(spec, cgroup)
+}
+
+/// The device-rule half of [`apply_resources`]: `linux.resources.devices` with berth's
+/// defaults ([`crate::devrules::effective_rules`]).
+pub(crate) fn apply_device_rules(spec: &Spec, cgroup: &CgroupManager) -> Result<()> {
+    let resources = berth_spec::Resources {
+        devices: crate::devrules::effective_rules(spec),
+        ..Default::default()
+    };
+    cgroup.apply(&resources)?;
+    Ok(())
+}
+
+/// The other half of [`apply_resources`]: every limit in `linux.resources` but the device
+/// rules.
+pub(crate) fn apply_limits(spec: &Spec, cgroup: &CgroupManager) -> Result<()> {
     let mut resources = spec
         .linux
         .as_ref()
         .and_then(|l| l.resources.clone())
         .unwrap_or_default();
-    resources.devices = crate::devrules::effective_rules(spec);
-    if let Err(e) = cgroup.apply(&resources) {
-        if let Err(cleanup) = cgroup.destroy() {
-            log::warn!("cleanup: {cleanup}");
-        }
-        return Err(e.into());
-    }
+    resources.devices.clear();
+    cgroup.apply(&resources)?;
     Ok(())
 }
 

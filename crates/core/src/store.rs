@@ -16,7 +16,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
+use rustix::fs::{FlockOperation, RenameFlags, flock};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -209,6 +209,12 @@ impl ContainerDir {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+///
+/// When `path` exists the two names are exchanged (`RENAME_EXCHANGE`) and the old file is then
+/// unlinked under the temporary name: readers still see the old or the new file whole, but
+/// ext4 does not start writing the new file out as it does when a rename replaces a file
+/// (`auto_da_alloc`), an I/O whose end a later unlink of it would wait for (about 0.2 ms a
+/// save, and again at `delete`, with the state directory on ext4).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -224,7 +230,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        std::fs::rename(&tmp, path)
+        drop(f);
+        let cwd = rustix::fs::CWD;
+        match rustix::fs::renameat_with(cwd, &tmp, cwd, path, RenameFlags::EXCHANGE) {
+            Ok(()) => {
+                // `tmp` now names the old file.
+                std::fs::remove_file(&tmp)
+            }
+            // No file to exchange with yet, or a file system without RENAME_EXCHANGE.
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => std::fs::rename(&tmp, path),
+            Err(e) => Err(e.into()),
+        }
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -276,6 +292,16 @@ mod tests {
         );
         write_atomic(&c.path().join("x"), b"hello", 0o600).unwrap();
         assert_eq!(std::fs::read(c.path().join("x")).unwrap(), b"hello");
+        // A second save exchanges the files and removes the old one: nothing else is left.
+        let reader = File::open(c.path().join("x")).unwrap();
+        write_atomic(&c.path().join("x"), b"again", 0o600).unwrap();
+        assert_eq!(std::fs::read(c.path().join("x")).unwrap(), b"again");
+        assert_eq!(std::io::read_to_string(reader).unwrap(), "hello");
+        let names: Vec<_> = std::fs::read_dir(c.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["x"]);
         assert_eq!(store.ids().unwrap(), vec!["one".to_string()]);
         c.remove().unwrap();
         assert!(store.ids().unwrap().is_empty());

@@ -502,6 +502,36 @@ v1 pids pids.max
     assert_eq!(out, "67108864\n42\n");
 }
 
+/// A mount the spec lists after the `cgroup` mount, at a path under it, covers the bound
+/// hierarchy (spec order), even though berth binds the container's own cgroup directories as
+/// late as it can; one elsewhere leaves the hierarchies bound.
+#[test]
+fn a_later_mount_under_the_cgroup_mount_comes_after_its_binds() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    b.config(|c| {
+        c["linux"]["resources"]["pids"] = json!({"limit": 43});
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        assert_eq!(
+            mounts.last().unwrap()["type"],
+            "cgroup",
+            "the cgroup mount is last"
+        );
+        mounts.push(
+            json!({"destination": "/sys/fs/cgroup/pids", "type": "tmpfs",
+            "source": "tmpfs", "options": ["size=64k"]}),
+        );
+        mounts.push(json!({"destination": "/mnt/after", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let script = r#"
+ls -A /sys/fs/cgroup/pids | wc -l
+cat /sys/fs/cgroup/memory/memory.limit_in_bytes >/dev/null && echo memory-bound
+grep -c " /mnt/after " /proc/self/mountinfo
+"#;
+    let out = sh(&rt, &mut b, "cgroup-order", script);
+    assert_eq!(out, "0\nmemory-bound\n1\n");
+}
+
 #[test]
 fn cgroup_limits_from_the_host_side() {
     let rt = runtime();

@@ -21,7 +21,7 @@ pub(crate) enum CgroupPlan {
     Without,
     /// Made and configured.
     Made(CgroupManager),
-    /// Resolved only: [`CgroupPlan::make`] makes and configures it.
+    /// Resolved only: [`CgroupPlan::make`] makes it, the caller configures it.
     Later {
         /// The manager, its directories not made yet.
         manager: CgroupManager,
@@ -65,19 +65,18 @@ impl CgroupPlan {
         }
     }
 
-    /// Makes and configures a [`CgroupPlan::Later`] cgroup; returns the manager when that
-    /// changed what the state should record (the cgroup turned out to be shared with other
-    /// processes). Does nothing for the other kinds, or when called again.
-    pub(crate) fn make(&mut self, spec: &Spec) -> Result<Option<CgroupManager>> {
+    /// Makes the directories of a [`CgroupPlan::Later`] cgroup, not its resources: returns the
+    /// manager when it made them now, for the caller to apply the resources with
+    /// [`crate::rootless::apply_resources`] once it has told the init the directories exist.
+    /// Does nothing for the other kinds, or when called again.
+    pub(crate) fn make(&mut self) -> Result<Option<CgroupManager>> {
         let CgroupPlan::Later { manager, roots } = self else {
             return Ok(None);
         };
         let mut made = manager.clone();
         made.make_in(roots)?;
-        crate::rootless::configure(spec, &made)?;
-        log::debug!("cgroup {} ready", made.path());
-        let changed = made.is_shared().then(|| made.clone());
-        *self = CgroupPlan::Made(made);
-        Ok(changed)
+        log::debug!("cgroup {} made", made.path());
+        *self = CgroupPlan::Made(made.clone());
+        Ok(Some(made))
     }
 }

@@ -401,7 +401,11 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
 }
 
 /// Lets the init (`pid`) go on with its setup, makes its cgroup meanwhile and moves it in: the
-/// order both ways of starting the init (one clone, or an intermediate child) share.
+/// order both ways of starting the init (one clone, or an intermediate child) share. The init
+/// is told the directories exist as soon as they do: it binds them into a `cgroup` mount while
+/// berth writes the limits and moves it in (it waits for `CgroupJoined` before it runs
+/// anything of the user's). If the child died meanwhile, its own error message wins over
+/// berth's failure.
 fn continue_in_cgroup(
     plan: &mut CgroupPlan,
     spec: &Spec,
@@ -412,52 +416,48 @@ fn continue_in_cgroup(
     pid: i32,
 ) -> Result<()> {
     channel.send(&ToChild::Continue)?;
-    make_cgroup(plan, spec, record, dir, undo, channel)?;
-    join_cgroup(plan.manager(), pid, channel)
+    let result = make_cgroup(plan, record, dir, undo).and_then(|made| {
+        channel.send(&ToChild::CgroupMade)?;
+        match made {
+            // Made now (v1 or hybrid host): the limits, then the init joins every hierarchy
+            // but `devices` while the grace period the migration primer waited for still
+            // covers the writes (once it has run out each waits for a new one, 4 to 30 ms
+            // here), then the device rules (many writes) and `devices`. Limits go first so a
+            // memory limit below what the init already uses is an OOM, as it always was.
+            Some(made) => {
+                crate::rootless::apply_limits(spec, &made)?;
+                made.add_pid_in_steps(pid, false)?;
+                crate::rootless::apply_device_rules(spec, &made)?;
+                made.add_pid_in_steps(pid, true)?;
+            }
+            None => {
+                if let Some(cgroup) = plan.manager() {
+                    cgroup.add_pid(pid)?;
+                }
+            }
+        }
+        log::debug!("init {pid} joined its cgroups");
+        channel.send(&ToChild::CgroupJoined)
+    });
+    result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
 }
 
-/// Makes a cgroup planned for after the clone (while the init sets up its mounts); records it
-/// again if it turned out to be shared, and hands it to the undo guard (`undo`) once it is
-/// made. If the child died meanwhile, its own error message wins over berth's failure.
+/// Makes the directories of a cgroup planned for after the clone (while the init sets up its
+/// mounts) and returns its manager when it made them now; records it again if it turned out
+/// to be shared, and hands it to the undo guard (`undo`) once it is made.
 fn make_cgroup(
     plan: &mut CgroupPlan,
-    spec: &Spec,
     record: &mut Record,
     dir: &ContainerDir,
     undo: &mut Option<CgroupManager>,
-    channel: &Channel,
-) -> Result<()> {
-    let result = plan.make(spec).and_then(|changed| match changed {
-        Some(manager) => {
-            record.cgroup = Some(manager);
-            dir.save(record)
-        }
-        None => Ok(()),
-    });
-    if result.is_ok() {
-        *undo = plan.manager().cloned();
+) -> Result<Option<CgroupManager>> {
+    let made = plan.make()?;
+    *undo = plan.manager().cloned();
+    if let Some(made) = made.as_ref().filter(|m| m.is_shared()) {
+        record.cgroup = Some(made.clone());
+        dir.save(record)?;
     }
-    result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
-}
-
-/// Tells `pid` its cgroup exists, moves it in (while it goes on setting itself up) and tells it
-/// so. If the child died meanwhile, its own error message wins over berth's failure.
-pub(crate) fn join_cgroup(
-    cgroup: Option<&CgroupManager>,
-    pid: i32,
-    channel: &Channel,
-) -> Result<()> {
-    let result = channel
-        .send(&ToChild::CgroupMade)
-        .and_then(|()| match cgroup {
-            Some(cgroup) => cgroup.add_pid(pid).map_err(Error::from),
-            None => Ok(()),
-        })
-        .and_then(|()| {
-            log::debug!("init {pid} joined its cgroups");
-            channel.send(&ToChild::CgroupJoined)
-        });
-    result.map_err(|e| channel.pending_error().map(Error::Init).unwrap_or(e))
+    Ok(made)
 }
 
 fn exit_note(pid: i32) -> String {

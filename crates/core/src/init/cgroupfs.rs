@@ -132,13 +132,93 @@ fn err(m: &Mount, what: &str, e: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Mounts the container's view of the cgroup hierarchies at `m.destination`.
+/// The part of a v1 `cgroup` mount that waits for berth to make the container's cgroup
+/// directories (berth makes them while the init sets up its mounts, see
+/// `container/cgroup.rs`): binding them, the host's alias symlinks, and the read-only flag.
+/// [`mount_cgroup`] leaves it for [`CgroupBinds::finish`], which the rootfs setup calls as
+/// late as the spec's order allows, so that the later mounts and `/dev` are done meanwhile.
+pub(crate) struct CgroupBinds {
+    mount: Mount,
+    tmpfs: OwnedFd,
+    /// Each managed hierarchy: the container's directory on the host, the directory in the
+    /// tmpfs it is bound on, and the controllers (for messages).
+    managed: Vec<(PathBuf, OwnedFd, String)>,
+    attr: MountAttr,
+    ro: bool,
+}
+
+impl CgroupBinds {
+    /// Whether the mount `later` (after this one in the spec) may be made before these binds
+    /// without changing the result: it must not lie at or under this mount's destination.
+    /// Destinations are compared by their components; one with a `..` is taken to overlap.
+    pub(crate) fn may_wait_past(&self, later: &Path) -> bool {
+        !at_or_under(later, &self.mount.destination)
+    }
+
+    /// Waits for the container's cgroup directories if it binds any, binds them, adds the
+    /// host's aliases and makes the tmpfs read-only when the mount says so.
+    pub(crate) fn finish(self, plan: &RootfsPlan<'_>) -> Result<()> {
+        let m = &self.mount;
+        if !self.managed.is_empty() {
+            (plan.cgroup_ready)()?;
+        }
+        for (dir, sub, what) in &self.managed {
+            bind(m, dir, sub, what, &self.attr)?;
+        }
+        // The host's aliases (cpu -> cpu,cpuacct and the like).
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    if let Ok(link) = std::fs::read_link(e.path()) {
+                        let _ = rustix::fs::symlinkat(
+                            &link,
+                            self.tmpfs.as_fd(),
+                            e.file_name().as_os_str(),
+                        );
+                    }
+                }
+            }
+        }
+        if self.ro {
+            let attr = MountAttr {
+                attr_set: sysmount::MOUNT_ATTR_RDONLY,
+                ..MountAttr::default()
+            };
+            sysmount::mount_setattr(self.tmpfs.as_fd(), false, &attr)
+                .map_err(|e| err(m, "read-only", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the mount destination `path` is `base` or below it, by components (`//`, `.` and
+/// a trailing `/` do not matter); a `path` with a `..` is taken to be below anything.
+fn at_or_under(path: &Path, base: &Path) -> bool {
+    use std::path::Component;
+    path.components().any(|c| c == Component::ParentDir)
+        || super::paths::relative(path).starts_with(super::paths::relative(base))
+}
+
+/// Binds the host directory `host_dir` onto `sub` (a directory in the cgroup tmpfs).
+fn bind(m: &Mount, host_dir: &Path, sub: &OwnedFd, what: &str, attr: &MountAttr) -> Result<()> {
+    let src = rustix::fs::open(
+        host_dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
+    super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, attr).map_err(|e| err(m, what, e))
+}
+
+/// Mounts the container's view of the cgroup hierarchies at `m.destination`; on a v1 or hybrid
+/// host the binds of the container's own directories are left to the returned
+/// [`CgroupBinds`].
 pub(crate) fn mount_cgroup(
     root: BorrowedFd<'_>,
     plan: &RootfsPlan<'_>,
     m: &Mount,
     opts: &MountOptions,
-) -> Result<()> {
+) -> Result<Option<CgroupBinds>> {
     let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     let ro = flags & libc::MS_RDONLY != 0;
     let target =
@@ -146,14 +226,15 @@ pub(crate) fn mount_cgroup(
     let unified_host =
         rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type == CGROUP2_SUPER_MAGIC);
     if unified_host {
-        return sysmount::mount_at_fd(
+        sysmount::mount_at_fd(
             Some("cgroup2"),
             target.as_fd(),
             Some("cgroup2"),
             flags,
             None,
         )
-        .map_err(|e| err(m, "cgroup2", e));
+        .map_err(|e| err(m, "cgroup2", e))?;
+        return Ok(None);
     }
     let hierarchies = host_hierarchies().map_err(|e| err(m, "read mountinfo", e))?;
     let own = own_cgroups().map_err(|e| err(m, "read /proc/self/cgroup", e))?;
@@ -171,16 +252,6 @@ pub(crate) fn mount_cgroup(
         flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC),
         0,
     );
-    let bind = |host_dir: &Path, sub: &OwnedFd, what: &str| -> Result<()> {
-        let src = rustix::fs::open(
-            host_dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
-        super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, &attr)
-            .map_err(|e| err(m, what, e))
-    };
     // The fresh tmpfs (nothing in the container has seen it yet): each hierarchy's directory is
     // made and opened in it by name, instead of resolving the whole path from the root again.
     let tmpfs = open_in_root(root, &m.destination, ResolveFlags::empty())
@@ -198,8 +269,8 @@ pub(crate) fn mount_cgroup(
         )?)
     };
     // The hierarchies berth manages are bound from the container's own directories, which
-    // berth may still be making (v1 hosts, see container/cgroup.rs): those wait for it, after
-    // everything else here is done.
+    // berth may still be making (v1 hosts, see container/cgroup.rs): those are left for
+    // CgroupBinds::finish.
     let mut managed = Vec::new();
     for h in &hierarchies {
         let Some(name) = h.mount_point.file_name() else {
@@ -218,7 +289,7 @@ pub(crate) fn mount_cgroup(
             sysmount::mount_at_fd(Some("cgroup"), sub.as_fd(), Some(&h.fstype), flags, data)
                 .map_err(|e| err(m, &h.controllers, e))?;
         } else if let Some(dir) = managed_dir(plan.cgroup, h) {
-            managed.push((dir, sub, h.controllers.as_str()));
+            managed.push((dir, sub, h.controllers.clone()));
         } else {
             // Where the init already is.
             let key = if h.fstype == "cgroup2" {
@@ -229,31 +300,44 @@ pub(crate) fn mount_cgroup(
             let dir = h
                 .mount_point
                 .join(own_path(&own, key).trim_start_matches('/'));
-            bind(&dir, &sub, &h.controllers)?;
+            bind(m, &dir, &sub, &h.controllers, &attr)?;
         }
     }
-    if !managed.is_empty() {
-        (plan.cgroup_ready)()?;
-    }
-    for (dir, sub, what) in &managed {
-        bind(dir, sub, what)?;
-    }
-    // The host's aliases (cpu -> cpu,cpuacct and the like).
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_symlink()) {
-                if let Ok(link) = std::fs::read_link(e.path()) {
-                    let _ = rustix::fs::symlinkat(&link, tmpfs.as_fd(), e.file_name().as_os_str());
-                }
-            }
+    Ok(Some(CgroupBinds {
+        mount: m.clone(),
+        tmpfs,
+        managed,
+        attr,
+        ro,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_or_under;
+    use std::path::Path;
+
+    #[test]
+    fn later_mounts_at_or_under_the_cgroup_mount() {
+        let base = Path::new("/sys/fs/cgroup");
+        for p in [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/",
+            "/sys/fs/cgroup/pids",
+            "//sys/./fs/cgroup/memory/x",
+            "/tmp/../sys/fs/cgroup",
+            "/a/..",
+        ] {
+            assert!(at_or_under(Path::new(p), base), "{p}");
+        }
+        for p in [
+            "/sys",
+            "/sys/fs",
+            "/sys/fs/cgroupx",
+            "/dev",
+            "/mnt/sys/fs/cgroup",
+        ] {
+            assert!(!at_or_under(Path::new(p), base), "{p}");
         }
     }
-    if ro {
-        let attr = MountAttr {
-            attr_set: sysmount::MOUNT_ATTR_RDONLY,
-            ..MountAttr::default()
-        };
-        sysmount::mount_setattr(tmpfs.as_fd(), false, &attr).map_err(|e| err(m, "read-only", e))?;
-    }
-    Ok(())
 }

@@ -5,7 +5,9 @@
 //! 2. bind the rootfs onto itself so it is a mount point, and open it (`O_PATH`): every later
 //!    lookup is relative to that fd with `RESOLVE_IN_ROOT` ([`super::paths`]);
 //! 3. the spec's mounts in order (binds through `open_tree` + `mount_setattr` + `move_mount`,
-//!    other filesystems with `mount(2)` on the target's fd);
+//!    other filesystems with `mount(2)` on the target's fd); a v1 `cgroup` mount's binds of
+//!    the container's own directories, which berth may still be making, wait until a later
+//!    mount at or under it, else until after step 4;
 //! 4. `/dev`: the default devices, the spec's devices, the standard symlinks, `ptmx -> pts/ptmx`;
 //! 5. (hooks, done by the caller) then `pivot_root` (or `MS_MOVE` + `chroot` with `--no-pivot`);
 //! 6. after the console is set up: sysctls, `readonlyPaths`, `maskedPaths` (from a `/dev/null`
@@ -47,6 +49,11 @@ pub(crate) struct RootfsPlan<'a> {
     /// Bind mount sources berth opened for a user namespace's init ([`open_bind_sources`]),
     /// by index in `mounts`.
     pub bind_sources: &'a [(usize, OwnedFd)],
+}
+
+/// Whether `m` mounts the cgroup hierarchies (`type: cgroup` or `cgroup2`, not a bind).
+fn is_cgroup_fs(m: &Mount, opts: &MountOptions) -> bool {
+    matches!(m.typ.as_deref(), Some("cgroup" | "cgroup2")) && !is_bind(m, opts)
 }
 
 /// Whether `m` is a bind mount (`type: bind`, or a `bind`/`rbind` option).
@@ -156,11 +163,24 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
     )
     .map_err(|e| Error::io("open rootfs", plan.rootfs, e.into()))?;
 
-    // 3. The spec's mounts.
+    // 3. The spec's mounts. A v1 `cgroup` mount's binds of the container's own directories
+    // wait for berth to make them: they are done as late as the order allows (before a later
+    // mount at or under it, else after step 4), so that the rest is done meanwhile.
     let mut dev_from_host = false;
     let dev_read_only = read_only_dev(plan.spec);
+    let mut cgroup_binds: Option<super::cgroupfs::CgroupBinds> = None;
     for m in &plan.spec.mounts {
         let opts = parse_mount_options(&m.options);
+        if let Some(binds) = cgroup_binds.take_if(|b| !b.may_wait_past(&m.destination)) {
+            binds.finish(plan)?;
+        }
+        if is_cgroup_fs(m, &opts) {
+            if let Some(binds) = cgroup_binds.take() {
+                binds.finish(plan)?;
+            }
+            cgroup_binds = super::cgroupfs::mount_cgroup(root.as_fd(), plan, m, &opts)?;
+            continue;
+        }
         if dev_read_only.is_some_and(|ro| std::ptr::eq(ro, m)) {
             // A read-only /dev is mounted writable: step 4, the later /dev/* mounts and the
             // console need it; `finalize` makes it read-only (as runc, runc#3248).
@@ -177,7 +197,13 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
 
     // 4. /dev, unless the caller bind-mounted one from elsewhere (then it is theirs).
     if !dev_from_host {
+        if let Some(binds) = cgroup_binds.take_if(|b| !b.may_wait_past(Path::new("/dev"))) {
+            binds.finish(plan)?;
+        }
         super::devices::populate_dev(root.as_fd(), plan.spec, plan.userns)?;
+    }
+    if let Some(binds) = cgroup_binds {
+        binds.finish(plan)?;
     }
 
     Ok(root)
@@ -247,16 +273,12 @@ fn mount_one(root: BorrowedFd<'_>, plan: &RootfsPlan<'_>, m: &Mount) -> Result<(
     if is_bind(m, &opts) {
         return bind_mount(root, plan, m, &opts);
     }
-    match typ {
-        "cgroup" | "cgroup2" => return super::cgroupfs::mount_cgroup(root, plan, m, &opts),
-        "" => {
-            return Err(mount_err(
-                m,
-                "no type",
-                io::Error::from_raw_os_error(libc::EINVAL),
-            ));
-        }
-        _ => {}
+    if typ.is_empty() {
+        return Err(mount_err(
+            m,
+            "no type",
+            io::Error::from_raw_os_error(libc::EINVAL),
+        ));
     }
     // proc and sysfs must land on a real directory, never through a symlink (CVE-2019-19921).
     let strict = matches!(typ, "proc" | "sysfs");
