@@ -4,9 +4,10 @@
 //! namespace or binds its cgroup directories into a `cgroup` mount), not before it is cloned.
 //! On v1 and hybrid hosts, where berth moves the init with a `cgroup.procs` write anyway,
 //! berth therefore resolves the cgroup before the clone (it is saved in the state, so a failed
-//! `create` removes it) and makes the directories and applies the resources after it, while
-//! the init sets up its mounts: a `mkdir` in each of nine v1 hierarchies and the resource
-//! writes cost about a millisecond. On a cgroup2 host the directory must exist before the
+//! `create` removes it) and makes the directories after it, while the init sets up its mounts
+//! (a `mkdir` in each of nine v1 hierarchies costs about a millisecond); `create` then tells
+//! the init they exist and writes the limits, moves the init in and writes the device rules
+//! while the init binds them (see `continue_in_cgroup` in `create.rs` for the order). On a cgroup2 host the directory must exist before the
 //! clone (`CLONE_INTO_CGROUP`), and a rootless container may find it has no cgroup at all: both
 //! make it at once.
 
