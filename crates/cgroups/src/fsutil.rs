@@ -4,7 +4,7 @@
 //! `O_WRONLY|O_TRUNC|O_CLOEXEC` and writes the whole value in one call (a short write is an
 //! error). Every error names the file and the value.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,51 @@ pub fn write(dir: &Path, file: &str, value: &str, field: Option<&str>) -> Result
 
 fn write_path(path: &Path, value: &str) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).truncate(true).open(path)?;
+    write_whole(&mut file, value)
+}
+
+/// One control file that takes several values, each its own `write(2)` (the kernel reads one
+/// rule per write, as in `devices.allow`), through one open file: opening a cgroup file costs
+/// as much as the write.
+#[derive(Debug)]
+pub struct ControlFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl ControlFile {
+    /// `dir/name`, opened at the first [`ControlFile::write`].
+    pub fn new(dir: &Path, name: &str) -> Self {
+        ControlFile {
+            path: dir.join(name),
+            file: None,
+        }
+    }
+
+    /// Writes `value`; errors as [`write`]'s.
+    pub fn write(&mut self, value: &str, field: Option<&str>) -> Result<()> {
+        let result = match &mut self.file {
+            Some(file) => write_whole(file, value),
+            None => OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.path)
+                .and_then(|mut file| {
+                    let r = write_whole(&mut file, value);
+                    self.file = Some(file);
+                    r
+                }),
+        };
+        result.map_err(|source| CgroupError::Write {
+            field: field.map(str::to_string),
+            path: self.path.clone(),
+            value: value.to_string(),
+            source,
+        })
+    }
+}
+
+fn write_whole(file: &mut File, value: &str) -> io::Result<()> {
     let n = file.write(value.as_bytes())?;
     if n != value.len() {
         return Err(io::Error::new(

@@ -17,7 +17,7 @@ use berth_spec::{BlockIo, Cpu, DeviceCgroup, HugepageLimit, Memory, Pids};
 use crate::convert::{RES, device_value_line, hugetlb_v1_limit_file};
 use crate::devices;
 use crate::error::{CgroupError, Result};
-use crate::fsutil::{read_u64_opt, write};
+use crate::fsutil::{ControlFile, read_u64_opt, write};
 
 fn f(name: &str) -> String {
     format!("{RES}.{name}")
@@ -363,14 +363,12 @@ pub fn devices(dir: &Path, list: &[DeviceCgroup]) -> Result<()> {
         return Ok(());
     }
     let rules = devices::rules(list)?;
-    write(dir, "devices.deny", "a", Some(&f("devices")))?;
+    let mut deny = ControlFile::new(dir, "devices.deny");
+    let mut allow = ControlFile::new(dir, "devices.allow");
+    deny.write("a", Some(&f("devices")))?;
     for (i, rule) in rules.iter().enumerate() {
-        write(
-            dir,
-            rule.v1_file(),
-            &rule.v1_string(),
-            Some(&f(&format!("devices[{i}]"))),
-        )?;
+        let file = if rule.allow { &mut allow } else { &mut deny };
+        file.write(&rule.v1_string(), Some(&f(&format!("devices[{i}]"))))?;
     }
     Ok(())
 }

@@ -502,6 +502,40 @@ v1 pids pids.max
     assert_eq!(out, "67108864\n42\n");
 }
 
+/// The device cgroup rules hold inside: a node may be made for any device (`c *:* m`), but
+/// only the allowed ones open (`/dev/mem` is 1:1 and not among them; `/dev/null` is).
+#[test]
+fn device_cgroup_rules_hold_inside() {
+    let rt = runtime();
+    let mut b = Bundle::busybox();
+    let script = r#"
+mknod /dev/mem-test c 1 1 2>&1 && echo made
+head -c 1 /dev/mem-test >/dev/null 2>/tmp/err || echo "refused: $(cat /tmp/err)"
+echo x >/dev/null && echo null-ok
+"#;
+    b.config(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+        }
+    });
+    let out = sh(&rt, &mut b, "devcg", script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "made", "{out}");
+    assert!(
+        lines[1].starts_with("refused:") && lines[1].contains("Operation not permitted"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "null-ok", "{out}");
+}
+
 /// A mount the spec lists after the `cgroup` mount, at a path under it, covers the bound
 /// hierarchy (spec order), even though berth binds the container's own cgroup directories as
 /// late as it can; one elsewhere leaves the hierarchies bound.
