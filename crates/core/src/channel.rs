@@ -17,6 +17,8 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
+use berth_sys::mem::ZeroedPages;
+
 use crate::error::{Error, Result};
 
 /// What the child tells berth.
@@ -77,6 +79,8 @@ pub struct Channel {
     fd: OwnedFd,
     /// Descriptors that came with received messages, oldest first, until taken.
     received_fds: RefCell<Vec<OwnedFd>>,
+    /// The receive buffer, made at the first receive ([`Channel::buffer`]).
+    recv_buf: RefCell<Option<ZeroedPages>>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -84,6 +88,22 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub const MAX_FDS: usize = 64;
 
 impl Channel {
+    /// The receive buffer: room for the largest message, of which only the pages messages
+    /// actually fill are ever faulted in (messages are a few hundred bytes; a zeroed 64 KiB
+    /// heap buffer per receive cost 16 page faults in each process).
+    fn buffer(&self) -> Result<std::cell::RefMut<'_, ZeroedPages>> {
+        let mut slot = self.recv_buf.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                ZeroedPages::new(MAX_MESSAGE)
+                    .map_err(|e| Error::sys("map the init channel's receive buffer", e))?,
+            );
+        }
+        Ok(std::cell::RefMut::map(slot, |b| {
+            b.as_mut().expect("just made")
+        }))
+    }
+
     /// A connected pair: `(parent end, child end)`.
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = rustix::net::socketpair(
@@ -101,6 +121,7 @@ impl Channel {
         Channel {
             fd,
             received_fds: RefCell::new(Vec::new()),
+            recv_buf: RefCell::new(None),
         }
     }
 
@@ -151,9 +172,9 @@ impl Channel {
     /// A setup error the child already sent, if any, without waiting: when berth's own step
     /// fails because the child died, the child's reason is the better message.
     pub fn pending_error(&self) -> Option<String> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut buf = self.buffer().ok()?;
         loop {
-            match rustix::net::recv(&self.fd, &mut buf, RecvFlags::DONTWAIT) {
+            match rustix::net::recv(&self.fd, &mut buf[..], RecvFlags::DONTWAIT) {
                 Ok((n, _)) if n > 0 => match serde_json::from_slice::<ToParent>(&buf[..n]) {
                     Ok(ToParent::Error { message }) => return Some(message),
                     Ok(_) => continue,
@@ -167,11 +188,11 @@ impl Channel {
 
     /// Receives one message; `Ok(None)` at end of file (the peer closed or exec'd).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut buf = self.buffer()?;
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
+            let mut iov = [IoSliceMut::new(&mut buf[..])];
             match rustix::net::recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
                 Ok(msg) => break msg.bytes,
                 // The peer closed with a message of ours unread: the kernel reports that once

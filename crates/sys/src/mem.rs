@@ -11,8 +11,78 @@
 //!   are never touched (`MADV_DONTNEED` would discard their contents).
 //! - [`reset_peak_rss`]: writes `5` to `/proc/self/clear_refs`, which sets `VmHWM` to the
 //!   current RSS (Linux ≥ 4.0), so the peak of the phase that follows can be measured.
+//!
+//! And [`ZeroedPages`], a buffer whose pages cost nothing until they are used.
 
 use std::io;
+use std::ptr::NonNull;
+
+/// A zero-filled buffer in its own anonymous private mapping. The kernel hands out zeroed
+/// pages on first touch, so a page the program never writes or reads is never faulted in,
+/// charged or zeroed; `vec![0u8; n]` instead writes every byte (glibc reuses freed heap
+/// memory and must clear it), faulting in all of it at once. For buffers sized for the worst
+/// case that usually carry a few bytes (a 64 KiB relay buffer of a container that prints one
+/// line; a message buffer): a page fault costs about 4 µs on the development VM.
+#[derive(Debug)]
+pub struct ZeroedPages {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned exclusively by the value (like a `Box<[u8]>`), so moving it to
+// another thread or sharing `&` references to it is as safe as for a boxed slice.
+unsafe impl Send for ZeroedPages {}
+// SAFETY: as above; `&ZeroedPages` only gives out `&[u8]`.
+unsafe impl Sync for ZeroedPages {}
+
+impl ZeroedPages {
+    /// A buffer of `len` bytes (at least 1), all zero.
+    pub fn new(len: usize) -> io::Result<ZeroedPages> {
+        let len = len.max(1);
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks; nothing else refers
+        // to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave 0"))?;
+        Ok(ZeroedPages { ptr, len })
+    }
+}
+
+impl std::ops::Deref for ZeroedPages {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes (zero until written), owned
+        // by `self` for the lifetime of the borrow.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for ZeroedPages {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only borrow.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for ZeroedPages {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made; no borrow of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
 
 /// `malloc_trim(0)`: returns free heap memory to the kernel. True if memory was released.
 /// (glibc only; elsewhere it does nothing and returns false.)
@@ -139,5 +209,27 @@ mod tests {
         assert!(before.contains("VmRSS"));
         trim_heap();
         reset_peak_rss().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod zeroed_pages_tests {
+    use super::ZeroedPages;
+
+    #[test]
+    fn zeroed_writable_and_untouched_until_used() {
+        let rss = || {
+            let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+            s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        };
+        let before = rss();
+        let mut b = ZeroedPages::new(64 << 20).unwrap();
+        assert_eq!(b.len(), 64 << 20);
+        // 64 MiB mapped, nothing resident yet (16384 pages if it had been cleared).
+        assert!(rss() < before + 1024, "{} -> {}", before, rss());
+        assert!(b[..4096].iter().all(|&x| x == 0) && b[(64 << 20) - 1] == 0);
+        b[5] = 7;
+        assert_eq!(b[5], 7);
+        assert_eq!(ZeroedPages::new(0).unwrap().len(), 1);
     }
 }

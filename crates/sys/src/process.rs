@@ -459,6 +459,24 @@ pub fn unshare(flags: u64) -> io::Result<()> {
     }
 }
 
+/// Moves the calling *thread* into a new network namespace and returns an fd of it
+/// (`/proc/thread-self/ns/net`). Only that thread's namespace changes (network namespaces are
+/// per task), so a short-lived thread can make one for a process it will not run in: berth's
+/// `create` does so while it prepares the rest, and the init joins it with `setns`.
+pub fn new_network_namespace() -> io::Result<OwnedFd> {
+    // SAFETY: unshare with CLONE_NEWNET only replaces the calling thread's network namespace
+    // reference; it shares no memory or descriptors and no other thread is affected.
+    let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rustix::fs::open(
+        "/proc/thread-self/ns/net",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
 /// Joins a new anonymous session keyring named `name` (`keyctl(KEYCTL_JOIN_SESSION_KEYRING)`),
 /// so the container does not share the caller's keys. Returns `Ok` when the kernel has no
 /// keyring support (`ENOSYS`), as runc does.

@@ -48,7 +48,10 @@
 //! [`Relay::run`] gives back what setup used: free heap (`malloc_trim`) and the resident pages of the code mappings (berth's and the
 //! libraries'; they stay in the page cache and only what the loop executes faults back in), then
 //! resets `VmHWM` so that the process's peak RSS from then on is the relay's own (see
-//! `berth_sys::mem`). The buffers are two [`BUFFER_SIZE`] allocations made before that.
+//! `berth_sys::mem`). The buffers are [`BUFFER_SIZE`] mappings of their own
+//! ([`berth_sys::mem::ZeroedPages`]): a page of one is only faulted in once data passes
+//! through it, so a channel that carries little (a container's stderr, a short command's
+//! output) costs a page or none.
 //!
 //! # Newline translation (terminal mode)
 //! The kernel's ONLCR makes every `\n` a separate pty write (`\r\n`), which costs the host
@@ -226,7 +229,7 @@ struct Io {
 struct Channel {
     src: Option<Io>,
     dst: Option<Io>,
-    buf: Box<[u8]>,
+    buf: berth_sys::mem::ZeroedPages,
     start: usize,
     end: usize,
     readable: bool,
@@ -395,12 +398,15 @@ impl Relay {
         let index = self.channels.len() as u64;
         let src = self.prepare(source, false, 2 * index + 1)?;
         let dst = self.prepare(sink, true, 2 * index + 2)?;
+        // Pages of it are faulted in as data passes: a channel that carries little costs little.
+        let buf = berth_sys::mem::ZeroedPages::new(BUFFER_SIZE)
+            .map_err(|e| TtyError::os("mmap", "relay buffer".to_string(), e))?;
         self.channels.push(Channel {
             readable: true,
             writable: true,
             src: Some(src),
             dst: Some(dst),
-            buf: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+            buf,
             start: 0,
             end: 0,
             sink_dead: false,

@@ -86,6 +86,44 @@ fn namespaces_differ_from_the_host() {
     }
 }
 
+/// A new network namespace is the container's own from its first step: only `lo` in procfs
+/// and in the sysfs mounted inside (sysfs shows the namespace of whoever mounts it), and the
+/// createRuntime hook, which configures it for podman's and containerd's network plugins, sees
+/// the same namespace as the container's process (berth makes it ahead, see namespaces.rs).
+#[test]
+fn a_new_network_namespace_is_the_containers_from_the_start() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("hook-net");
+    let mut b = Bundle::busybox();
+    let hook = format!(
+        "p=$(/bin/busybox sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); \
+         /bin/busybox readlink /proc/$p/ns/net > {}",
+        out_file.display()
+    );
+    b.config(|c| {
+        c["hooks"] =
+            json!({"createRuntime": [{"path": "/bin/busybox", "args": ["sh", "-c", hook]}]});
+    });
+    let out = sh(
+        &rt,
+        &mut b,
+        "netns",
+        "readlink /proc/self/ns/net; ls /sys/class/net; tail -n +3 /proc/net/dev | cut -d: -f1",
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let host = std::fs::read_link("/proc/self/ns/net").expect("host netns");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_ne!(lines[0], host.to_string_lossy(), "{out}");
+    assert_eq!(&lines[1..], ["lo", "lo"], "{out}");
+    let hook_saw = std::fs::read_to_string(&out_file).expect("the hook ran");
+    assert_eq!(
+        hook_saw.trim(),
+        lines[0],
+        "the hook's view of the init's netns"
+    );
+}
+
 #[test]
 fn joins_a_namespace_by_path() {
     let rt = runtime();

@@ -175,6 +175,8 @@ pub(crate) fn load_spec(bundle: &Path) -> Result<(PathBuf, Spec)> {
 pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) -> Result<Created> {
     crate::store::validate_id(id)?;
     let (bundle, spec) = load_spec(&opts.bundle)?;
+    // Made on another thread while the rest is checked and prepared (see crate::namespaces).
+    let netns = crate::namespaces::PreparedNetns::start(&spec);
     let process = spec
         .process
         .clone()
@@ -270,6 +272,9 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
         ..CloneOptions::default()
     };
+    if let Some(netns) = netns {
+        ns.use_prepared_netns(netns);
+    }
     flush_stdio();
     let forked =
         berth_sys::process::clone3(if ns.general { 0 } else { ns.clone_flags }, &clone_opts)
@@ -296,6 +301,8 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
         }
         Forked::Parent { pid, .. } => pid,
     };
+    // The init holds the network namespace now (it joins it first thing).
+    drop(ns.prepared_net.take());
     drop(child_channel);
     drop(stdio);
     drop(gate);

@@ -246,6 +246,15 @@ fn init_steps<'c>(
     reporter: &mut Reporter<'c>,
 ) -> Result<Error> {
     berth_sys::fd::close_inherited(cfg.lock_fd);
+    if let Some(net) = &cfg.ns.prepared_net {
+        // The new network namespace berth made ahead (crate::namespaces), before anything that
+        // depends on it: sysctls, the sysfs mount, the hooks that configure it.
+        rustix::thread::move_into_link_name_space(
+            net.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| Error::sys("join the container's network namespace (setns)", e))?;
+    }
     child_prologue(cfg.ns.dumpable_until_mapped)?;
     enter_namespaces(cfg.ns, channel)?;
     wait_for(channel, &ToChild::Continue)?;
