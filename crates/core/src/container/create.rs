@@ -386,6 +386,11 @@ pub(crate) fn create(store: &Store, id: &str, opts: &CreateOptions, mode: Mode) 
             }
         }
     }
+    if mode != Mode::Create {
+        // `run`: the init goes on to its program now, while berth records it (the state reads
+        // `creating` until then); `release` in run.rs waits for the exec.
+        parent_channel.send(&ToChild::Start)?;
+    }
     // The child that primed the cgroup migration (berth_cgroups::prime) is done by now.
     berth_sys::process::reap_silent_children();
     record.pid = init_pid;

@@ -7,7 +7,7 @@ use berth_tty::relay::{ExitStatus, Pipes, Relay, Terminal};
 use rustix::process::Pid;
 
 use super::create::{CreateOptions, Created, Mode, RelayParts, create};
-use crate::channel::{ToChild, ToParent};
+use crate::channel::ToParent;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -22,9 +22,9 @@ pub struct RunOptions {
     pub keep: bool,
 }
 
-/// Lets the ready init exec and waits for the outcome on the channel.
+/// Waits for the outcome of the init's exec on the channel (`create` told it to go on as
+/// soon as it was ready).
 fn release(created: &Created) -> Result<()> {
-    created.channel.send(&ToChild::Start)?;
     match created.channel.recv::<ToParent>()? {
         None => Ok(()),
         Some(ToParent::Error { message }) => Err(Error::Init(message)),
