@@ -7,9 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use berth_spec::{Device, Spec};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::paths::{ensure_file, mkdir_all, open_in_root};
+use super::paths::{ensure_file, mkdir_all};
 use crate::error::{Error, Result};
 
 /// The devices every container gets (runtime-spec "Default Devices").
@@ -49,7 +49,7 @@ pub(crate) fn populate_dev(root: BorrowedFd<'_>, spec: &Spec, userns: bool) -> R
     let old_umask = rustix::process::umask(Mode::empty());
     let result = devices
         .iter()
-        .try_for_each(|d| create_device(root, d, userns));
+        .try_for_each(|d| create_device(root, dev.as_fd(), d, userns));
     rustix::process::umask(old_umask);
     result?;
 
@@ -76,13 +76,26 @@ pub(crate) fn populate_dev(root: BorrowedFd<'_>, spec: &Spec, userns: bool) -> R
     Ok(())
 }
 
-fn create_device(root: BorrowedFd<'_>, d: &Device, userns: bool) -> Result<()> {
+/// Makes device `d`; `dev` is the rootfs's `/dev`, already resolved, which serves every device
+/// directly in it (the default ones) without resolving it again.
+fn create_device(
+    root: BorrowedFd<'_>,
+    dev: BorrowedFd<'_>,
+    d: &Device,
+    userns: bool,
+) -> Result<()> {
     let path = &d.path;
     let parent = path.parent().unwrap_or(Path::new("/dev"));
     let name = path
         .file_name()
         .ok_or_else(|| Error::Init(format!("linux.devices: bad path {}", path.display())))?;
-    let dir = mkdir_all(root, parent, 0o755).map_err(|e| Error::io("create", parent, e))?;
+    let made_dir;
+    let dir = if parent == Path::new("/dev") {
+        dev
+    } else {
+        made_dir = mkdir_all(root, parent, 0o755).map_err(|e| Error::io("create", parent, e))?;
+        made_dir.as_fd()
+    };
     let file_type = match d.typ.as_str() {
         "c" | "u" => FileType::CharacterDevice,
         "b" => FileType::BlockDevice,
@@ -142,10 +155,10 @@ fn create_device(root: BorrowedFd<'_>, d: &Device, userns: bool) -> Result<()> {
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| Error::io("chown", path, e.into()))?;
-    // Verify what is there now is what we made (no race swapped it).
-    let fd = open_in_root(root, path, ResolveFlags::NO_SYMLINKS)
-        .map_err(|e| Error::io("open", path, e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("stat", path, e.into()))?;
+    // Verify what is there now is what we made (no race swapped it): the name in the directory
+    // resolved inside the rootfs, not followed if it became a symlink.
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::io("stat", path, e.into()))?;
     if FileType::from_raw_mode(st.st_mode) != file_type {
         return Err(Error::Init(format!(
             "{}: replaced while being created",
