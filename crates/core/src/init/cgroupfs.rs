@@ -201,13 +201,8 @@ fn at_or_under(path: &Path, base: &Path) -> bool {
 
 /// Binds the host directory `host_dir` onto `sub` (a directory in the cgroup tmpfs).
 fn bind(m: &Mount, host_dir: &Path, sub: &OwnedFd, what: &str, attr: &MountAttr) -> Result<()> {
-    let src = rustix::fs::open(
-        host_dir,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| err(m, &host_dir.display().to_string(), e))?;
-    super::rootfs::attach_bind(src.as_fd(), sub.as_fd(), false, attr).map_err(|e| err(m, what, e))
+    super::rootfs::attach_bind_path(host_dir, sub.as_fd(), attr)
+        .map_err(|e| err(m, &format!("{what} ({})", host_dir.display()), e))
 }
 
 /// Mounts the container's view of the cgroup hierarchies at `m.destination`; on a v1 or hybrid

@@ -593,6 +593,21 @@ fn attach_bind_rec(
 }
 
 /// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
+/// [`attach_bind`] of the directory at `path` (absolute, in the init's current root), without
+/// opening it first: `open_tree` resolves it itself.
+pub(crate) fn attach_bind_path(
+    path: &Path,
+    target: BorrowedFd<'_>,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
+    move_tree(tree, target, false, attr)
+}
+
 pub(crate) fn attach_bind(
     src: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
@@ -618,6 +633,16 @@ fn attach_tree(
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
     let tree = rustix::mount::open_tree(src, "", flags)?;
+    move_tree(tree, target, attr_recursive, attr)
+}
+
+/// Sets `attr` on a detached tree and attaches it at `target`.
+fn move_tree(
+    tree: OwnedFd,
+    target: BorrowedFd<'_>,
+    attr_recursive: bool,
+    attr: &MountAttr,
+) -> io::Result<()> {
     if attr.attr_set != 0 || attr.attr_clr != 0 {
         sysmount::mount_setattr(tree.as_fd(), attr_recursive, attr)?;
     }
