@@ -285,20 +285,10 @@ fn set_exe_file(exe: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Replaces a writable (or RELRO) mapping by an anonymous copy of its current content.
 fn copy_in_place(m: Mapping, len: usize) -> io::Result<()> {
-    // SAFETY: a fresh anonymous mapping, written only here.
-    let anon = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if anon == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    // A fresh anonymous mapping, written only here.
+    let anon = crate::mem::map_anonymous(len)?
+        .as_ptr()
+        .cast::<libc::c_void>();
     if m.prot & libc::PROT_READ != 0 {
         // SAFETY: the source is a readable mapping of `len` bytes, the destination the new
         // anonymous one; they do not overlap. Nothing writes the source until it is replaced.

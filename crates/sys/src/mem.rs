@@ -39,24 +39,31 @@ impl ZeroedPages {
     /// A buffer of `len` bytes (at least 1), all zero.
     pub fn new(len: usize) -> io::Result<ZeroedPages> {
         let len = len.max(1);
-        // SAFETY: a fresh anonymous mapping at an address the kernel picks; nothing else refers
-        // to it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave 0"))?;
+        let ptr = map_anonymous(len)?;
         Ok(ZeroedPages { ptr, len })
     }
+}
+
+/// A fresh private anonymous read-write mapping of `len` bytes (zero until written), owned by
+/// the caller, who unmaps it (or moves it, as `exemap` does).
+pub(crate) fn map_anonymous(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a new mapping at an address the kernel picks; nothing else refers to it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // (No allocation on any path: `exemap` calls this between copying the binary's writable
+    // data and moving the copy in place, where malloc must not touch that data.)
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
 impl std::ops::Deref for ZeroedPages {
