@@ -33,6 +33,28 @@ fn create_options(a: &CreateArgs, cgroups_optional: bool) -> CreateOptions {
     }
 }
 
+/// For the commands that put processes into a container (create, run, exec): how many fds
+/// they preserve, and the inherited fds above those they still read themselves (`exec -p
+/// /dev/fd/N`, a `--log /dev/fd/N`). `None` for the others.
+fn fds_to_keep(cli: &Cli) -> Option<(u32, Vec<i32>)> {
+    let preserve = match &cli.command {
+        Command::Create(a) => a.preserve_fds,
+        Command::Run { create, .. } => create.preserve_fds,
+        Command::Exec(a) => a.preserve_fds,
+        _ => return None,
+    };
+    let mut keep = Vec::new();
+    if let Command::Exec(a) = &cli.command {
+        keep.extend(
+            a.process
+                .as_deref()
+                .and_then(berth_core::exeseal::fd_of_path),
+        );
+    }
+    keep.extend(cli.log.as_deref().and_then(berth_core::exeseal::fd_of_path));
+    Some((preserve, keep))
+}
+
 /// Runs one command; `Ok(code)` is the exit code.
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
@@ -258,6 +280,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // create, run and exec drop what they inherited beyond stdio and the preserved fds before
+    // opening anything themselves (see berth_core::exeseal::close_inherited_fds).
+    if let Some((preserve, keep)) = fds_to_keep(&cli) {
+        if let Err(e) = berth_core::exeseal::close_inherited_fds(preserve, &keep) {
+            eprintln!("berth: {e:#}");
+            return ExitCode::from(1);
+        }
+    }
     let logger = match logging::Logger::install(cli.log_format, cli.log.as_deref(), cli.debug) {
         Ok(l) => l,
         Err(e) => {

@@ -304,7 +304,7 @@ pub fn close_fds_from(first: u32) -> io::Result<()> {
 
 /// Closes the descriptors `first..=last` (`close_range(2)`), under the same contract as
 /// [`close_fds_from`] (the helper child never drops the `OwnedFd`s it inherited in memory).
-fn close_fd_range(first: u32, last: u32) -> io::Result<()> {
+pub fn close_fd_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: close_range only closes descriptors; by the contract above no live OwnedFd in
     // this process refers to one of them afterwards.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };

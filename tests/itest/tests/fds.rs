@@ -211,3 +211,42 @@ fn f01_only_stdio_and_preserved_fds_reach_the_process() {
         }
     }
 }
+
+/// berth itself drops what its caller leaked (a directory, an `O_PATH` fd and a socket after
+/// stdio, see `berth-attack with-fds`) before it opens anything of its own, as a re-exec from
+/// its sealed binary would: while a foreground `run` relays, none of berth's fds is the
+/// leaked directory or `O_PATH` fd. (The container never gets them either way: the init closes
+/// everything above the preserved fds before `execve`, which the F-01 matrix above checks.)
+/// runc keeps them in its own process, marked close-on-exec: berth differs on purpose.
+#[test]
+fn berth_drops_the_fds_its_caller_leaked() {
+    let rt = runtime();
+    if rt.kind() == berth_itest::Kind::Runc {
+        return;
+    }
+    let mut b = Bundle::busybox();
+    b.sh("sleep 30");
+    let id = rt.id("fds-dropped");
+    rt.guard().track_bundle(b.path());
+    let running = berth_itest::attack::with_fds(&rt, 0, ["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .spawn();
+    rt.wait_for_status(&id, "running", T);
+    let fd_dir = format!("/proc/{}/fd", running.pid());
+    let targets: Vec<String> = std::fs::read_dir(&fd_dir)
+        .expect("berth's fds")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
+    rt.kill(&id, "KILL");
+    running.wait_unchecked();
+    assert!(!targets.is_empty(), "no fds read from {fd_dir}");
+    for leaked in ["/tmp", "/"] {
+        assert!(
+            !targets.iter().any(|t| t == leaked),
+            "berth still holds the leaked {leaked}: {targets:?}"
+        );
+    }
+}
