@@ -3,7 +3,7 @@
 # timed by hyperfine in ONE run so the figures are comparable. Prints medians and the ratios
 # berth/runc and berth/crun.
 #
-#   bench/run-true.sh [RUNS]          (default 200 runs each, in BENCH_ROUNDS=3 rounds)
+#   bench/run-true.sh [RUNS]          (default 200 runs each, in BENCH_ROUNDS=12 rounds)
 #   BERTH=/path/to/berth bench/run-true.sh   (default: the static release build, scripts/release.sh)
 #
 # crun 1.8 refuses hybrid cgroup hosts (this machine: cgroup v1 controllers + cgroup2 at
@@ -54,13 +54,15 @@ mkdir "$work/ro"
 mount --bind "$(dirname "$berth")" "$work/ro"
 mount -o remount,bind,ro "$work/ro"
 berth_ro=$work/ro/$(basename "$berth")
-# The machine drifts over a run (other load, page cache, RCU timing), and hyperfine times one
-# command's runs in a block: so the runs are split into rounds, each timing all three, and the
-# medians are over every round's times.
-rounds=${BENCH_ROUNDS:-3}
+# The machine drifts over a run (other load, page cache, RCU timing, the host), and hyperfine
+# times one command's runs in a block: so the runs are split into rounds, each timing all of
+# them, and the medians are over every round's times. Twelve rounds of 20 (not three of 67,
+# as before 2026-12-07): on this VM the ratio to crun moved between 0.73 and 0.88 from one
+# three-round run to the next, the blocks being minutes apart; finer interleaving narrows that.
+rounds=${BENCH_ROUNDS:-12}
 per=$(( (runs + rounds - 1) / rounds ))
 for r in $(seq 1 "$rounds"); do
-	hyperfine --style basic --warmup 10 --runs "$per" --export-json "$work/out-$r.json" \
+	hyperfine --style basic --warmup 3 --runs "$per" --export-json "$work/out-$r.json" \
 		-n berth "$berth --root $work/state-berth run -b $b bench" \
 		-n runc "$runc --root $work/state-runc run -b $b bench" \
 		-n crun "$crun --root $work/state-crun run -b $b bench" \
