@@ -13,17 +13,26 @@ use crate::error::{CgroupError, Result};
 /// Writes `value` to `dir/file`; `field` is the `config.json` field it came from, if any.
 pub fn write(dir: &Path, file: &str, value: &str, field: Option<&str>) -> Result<()> {
     let path = dir.join(file);
-    write_path(&path, value).map_err(|source| CgroupError::Write {
+    write_path(&path, value).map_err(|source| write_error(path, value, field, source))
+}
+
+/// The error of a failed write of `value` to `path`.
+fn write_error(path: PathBuf, value: &str, field: Option<&str>, source: io::Error) -> CgroupError {
+    CgroupError::Write {
         field: field.map(str::to_string),
         path,
         value: value.to_string(),
         source,
-    })
+    }
 }
 
 fn write_path(path: &Path, value: &str) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).truncate(true).open(path)?;
-    write_whole(&mut file, value)
+    write_whole(&mut open_for_write(path)?, value)
+}
+
+/// Opens a cgroup file `O_WRONLY|O_TRUNC|O_CLOEXEC`, as every write here does.
+fn open_for_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).truncate(true).open(path)
 }
 
 /// One control file that takes several values, each its own `write(2)` (the kernel reads one
@@ -48,22 +57,13 @@ impl ControlFile {
     pub fn write(&mut self, value: &str, field: Option<&str>) -> Result<()> {
         let result = match &mut self.file {
             Some(file) => write_whole(file, value),
-            None => OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&self.path)
-                .and_then(|mut file| {
-                    let r = write_whole(&mut file, value);
-                    self.file = Some(file);
-                    r
-                }),
+            None => open_for_write(&self.path).and_then(|mut file| {
+                let r = write_whole(&mut file, value);
+                self.file = Some(file);
+                r
+            }),
         };
-        result.map_err(|source| CgroupError::Write {
-            field: field.map(str::to_string),
-            path: self.path.clone(),
-            value: value.to_string(),
-            source,
-        })
+        result.map_err(|source| write_error(self.path.clone(), value, field, source))
     }
 }
 

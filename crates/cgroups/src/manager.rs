@@ -418,16 +418,7 @@ impl CgroupManager {
 
     /// Moves process `pid` into the container's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
-        if pid <= 0 {
-            return Err(CgroupError::invalid(
-                "pid",
-                format!("{pid} is not a process id"),
-            ));
-        }
-        for dir in self.dirs() {
-            write(&dir, "cgroup.procs", &pid.to_string(), None)?;
-        }
-        Ok(())
+        self.add_pid_where(pid, |_| true)
     }
 
     /// [`CgroupManager::add_pid`] for a new container's init in two steps: with
@@ -437,17 +428,21 @@ impl CgroupManager {
     /// before, see [`crate::prime`]) and into `devices` once its rules are written, so that the
     /// device nodes the init makes meanwhile never meet a half-written rule set.
     pub fn add_pid_in_steps(&self, pid: i32, devices: bool) -> Result<()> {
+        let devices_dir = self.v1.get("devices");
+        self.add_pid_where(pid, |dir| (Some(dir) == devices_dir) == devices)
+    }
+
+    /// Writes `pid` to `cgroup.procs` of each of the container's directories that `wanted`
+    /// picks.
+    fn add_pid_where(&self, pid: i32, wanted: impl Fn(&PathBuf) -> bool) -> Result<()> {
         if pid <= 0 {
             return Err(CgroupError::invalid(
                 "pid",
                 format!("{pid} is not a process id"),
             ));
         }
-        let devices_dir = self.v1.get("devices");
-        for dir in self.dirs() {
-            if (Some(&dir) == devices_dir) == devices {
-                write(&dir, "cgroup.procs", &pid.to_string(), None)?;
-            }
+        for dir in self.dirs().iter().filter(|d| wanted(d)) {
+            write(dir, "cgroup.procs", &pid.to_string(), None)?;
         }
         Ok(())
     }

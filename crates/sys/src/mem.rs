@@ -217,11 +217,6 @@ mod tests {
         trim_heap();
         reset_peak_rss().unwrap();
     }
-}
-
-#[cfg(test)]
-mod zeroed_pages_tests {
-    use super::ZeroedPages;
 
     #[test]
     fn zeroed_writable_and_untouched_until_used() {

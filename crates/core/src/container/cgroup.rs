@@ -7,9 +7,9 @@
 //! `create` removes it) and makes the directories after it, while the init sets up its mounts
 //! (a `mkdir` in each of nine v1 hierarchies costs about a millisecond); `create` then tells
 //! the init they exist and writes the limits, moves the init in and writes the device rules
-//! while the init binds them (see `continue_in_cgroup` in `create.rs` for the order). On a cgroup2 host the directory must exist before the
-//! clone (`CLONE_INTO_CGROUP`), and a rootless container may find it has no cgroup at all: both
-//! make it at once.
+//! while the init binds them (see `continue_in_cgroup` in `create.rs` for the order). On a
+//! cgroup2 host the directory must exist before the clone (`CLONE_INTO_CGROUP`), and a
+//! rootless container may find it has no cgroup at all: both make it at once.
 
 use berth_cgroups::{CgroupManager, CgroupRoots, Hierarchy};
 use berth_spec::Spec;
@@ -68,7 +68,8 @@ impl CgroupPlan {
 
     /// Makes the directories of a [`CgroupPlan::Later`] cgroup, not its resources: returns the
     /// manager when it made them now, for the caller to apply the resources with
-    /// [`crate::rootless::apply_resources`] once it has told the init the directories exist.
+    /// [`crate::rootless::apply_limits`] and [`crate::rootless::apply_device_rules`] once it
+    /// has told the init the directories exist.
     /// Does nothing for the other kinds, or when called again.
     pub(crate) fn make(&mut self) -> Result<Option<CgroupManager>> {
         let CgroupPlan::Later { manager, roots } = self else {

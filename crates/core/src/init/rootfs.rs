@@ -592,7 +592,6 @@ fn attach_bind_rec(
     attach_tree(src, target, true, true, attr)
 }
 
-/// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
 /// [`attach_bind`] of the directory at `path` (absolute, in the init's current root), without
 /// opening it first: `open_tree` resolves it itself.
 pub(crate) fn attach_bind_path(
@@ -608,6 +607,7 @@ pub(crate) fn attach_bind_path(
     move_tree(tree, target, false, attr)
 }
 
+/// Clones the mount tree at `src`, sets `attr` on its top, and attaches it on `target`.
 pub(crate) fn attach_bind(
     src: BorrowedFd<'_>,
     target: BorrowedFd<'_>,
