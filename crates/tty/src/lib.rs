@@ -1,7 +1,8 @@
 //! Pseudo-terminals for berth: allocation inside a given devpts with runc's identity checks
 //! ([`pty`]), window sizes ([`winsize`]), raw mode with guaranteed restore ([`raw`]), runc's
 //! `--console-socket` wire protocol ([`console_socket`]), the single-threaded epoll relay used
-//! by foreground `run`/`exec` ([`relay`]) and the adaptive-polling epoll wait it and the monitor
+//! by foreground `run`/`exec` ([`relay`]), private non-blocking reopens of handed-over
+//! terminals ([`reopen`]) and the adaptive-polling epoll wait it and the monitor
 //! sleep in ([`wait`]).
 //!
 //! This crate knows nothing of containers: it takes file descriptors (a devpts directory, a
@@ -13,6 +14,7 @@ pub mod error;
 pub mod pty;
 pub mod raw;
 pub mod relay;
+pub mod reopen;
 pub mod wait;
 pub mod winsize;
 
@@ -21,5 +23,6 @@ pub use error::TtyError;
 pub use pty::{MASTER_NAME, PtyPair};
 pub use raw::{HostConsole, RawGuard, host_console, set_onlcr};
 pub use relay::{ExitStatus, Relay};
+pub use reopen::reopen_private;
 pub use wait::PollingWait;
 pub use winsize::Winsize;

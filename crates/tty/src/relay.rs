@@ -89,12 +89,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use berth_sys::signal::{SigSet, SignalFd};
 use rustix::event::epoll::{self, EventData, EventFlags};
-use rustix::fs::{self, Mode, OFlags};
+use rustix::fs::{self, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 use rustix::termios::{LocalModes, OptionalActions, OutputModes, SpecialCodeIndex};
 
 use crate::error::TtyError;
+use crate::reopen::{is_master_rdev, reopen_private};
 use crate::wait::PollingWait;
 use crate::winsize::Winsize;
 
@@ -891,44 +892,6 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
 
 fn fd_label(fd: BorrowedFd<'_>) -> String {
     format!("fd {}", fd.as_raw_fd())
-}
-
-/// Pty masters: `/dev/ptmx`/`/dev/pts/ptmx` (5:2) and the BSD/legacy master majors.
-fn is_master_rdev(rdev: u64) -> bool {
-    let (major, minor) = (fs::major(rdev), fs::minor(rdev));
-    (major == 5 && minor == 2) || major == 2 || (128..=135).contains(&major)
-}
-
-/// Opens a private description of a tty (not a master, not a 5:x alias) or a pipe/FIFO through
-/// `/proc/self/fd/N`, non-blocking; `None` if that is not possible.
-fn reopen_private(fd: BorrowedFd<'_>, write: bool) -> Option<OwnedFd> {
-    let st = fs::fstat(fd).ok()?;
-    let kind = st.st_mode & libc::S_IFMT;
-    let eligible = match kind {
-        libc::S_IFIFO => true,
-        libc::S_IFCHR => {
-            let major = fs::major(st.st_rdev);
-            major != 5 && !is_master_rdev(st.st_rdev) && rustix::termios::isatty(fd)
-        }
-        _ => false,
-    };
-    if !eligible {
-        return None;
-    }
-    let access = if write {
-        OFlags::WRONLY
-    } else {
-        OFlags::RDONLY
-    };
-    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let new = fs::open(
-        path.as_str(),
-        access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let now = fs::fstat(&new).ok()?;
-    (now.st_dev == st.st_dev && now.st_ino == st.st_ino && now.st_rdev == st.st_rdev).then_some(new)
 }
 
 #[cfg(test)]
