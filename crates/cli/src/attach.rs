@@ -22,6 +22,20 @@
 //! On the way out, when stdout is a terminal, the modes a full-screen program may have left on
 //! (alternate screen, hidden cursor, bracketed paste, mouse reporting, application keys,
 //! colours) are switched off again.
+//!
+//! # Direct output and input
+//! When stdout is a terminal or a pipe, it goes to the monitor with the `Hello` and the monitor
+//! writes the output to it itself (as tmux's server writes to its clients' terminals); a
+//! read-write client also asks for the terminal's master and writes its keys there after the
+//! detach-key scan (stdin is read only once `Attached` says which way input goes). So neither
+//! direction crosses this process and the socket: a keystroke's echo costs what it costs
+//! through foreground `berth run`. This process still scans keys, forwards signals and sizes,
+//! and ends the session; after asking to detach it waits (up to [`DETACH_WAIT`]) for the
+//! monitor's `Detached`, which comes after the monitor's last write to the terminal and its
+//! reset. Input the master does not take at once waits here, and stdin is not read meanwhile.
+//! The monitor reopens the terminal through `/proc`, so the description the user's shell shares
+//! never turns non-blocking. `BERTH_ATTACH_FRAMED` (any value) keeps everything in frames; a
+//! stdout the monitor cannot reopen (a socket, a file) gets frames anyway.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -293,25 +307,57 @@ pub(crate) fn recv_packet(
     buf: &mut [u8],
     nonblock: bool,
 ) -> anyhow::Result<Option<Option<usize>>> {
-    let flags = if nonblock {
-        RecvFlags::TRUNC | RecvFlags::DONTWAIT
-    } else {
-        RecvFlags::TRUNC
-    };
+    Ok(match recv_packet_fd(fd, buf, nonblock)? {
+        Packet::Eof => None,
+        Packet::None => Some(None),
+        Packet::Frame(n, _) => Some(Some(n)),
+    })
+}
+
+/// What [`recv_packet_fd`] got.
+enum Packet {
+    /// The monitor closed the connection.
+    Eof,
+    /// Nothing pending (non-blocking).
+    None,
+    /// A packet of this length, with the descriptor that came with it.
+    Frame(usize, Option<OwnedFd>),
+}
+
+/// [`recv_packet`], also returning the first descriptor that came with the packet (the
+/// master, with `Attached`, when direct input was asked for); any others are closed.
+fn recv_packet_fd(fd: BorrowedFd<'_>, buf: &mut [u8], nonblock: bool) -> anyhow::Result<Packet> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage};
+    let mut flags = RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC;
+    if nonblock {
+        flags |= RecvFlags::DONTWAIT;
+    }
     let mut reset = false;
     loop {
-        match rustix::net::recv(fd, &mut *buf, flags) {
-            Ok((_, 0)) => return Ok(None),
-            Ok((_, n)) if n > buf.len() => {
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
+        let got = rustix::net::recvmsg(fd, &mut iov, &mut control, flags);
+        let mut passed = None;
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                for f in fds {
+                    passed.get_or_insert(f);
+                }
+            }
+        }
+        match got.map(|m| m.bytes) {
+            Ok(0) => return Ok(Packet::Eof),
+            Ok(n) if n > buf.len() => {
                 bail!("the console monitor sent an oversized frame ({n} bytes)")
             }
-            Ok((_, n)) => return Ok(Some(Some(n))),
+            Ok(n) => return Ok(Packet::Frame(n, passed)),
             Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => return Ok(Some(None)),
+            Err(Errno::AGAIN) => return Ok(Packet::None),
             // A reset is reported once, before the frames still queued (the monitor's last
             // words, e.g. an error): read on until they are gone.
             Err(Errno::CONNRESET) if !reset => reset = true,
-            Err(Errno::CONNRESET) => return Ok(None),
+            Err(Errno::CONNRESET) => return Ok(Packet::Eof),
             Err(e) => {
                 return Err(std::io::Error::from(e)).context("receive from the console monitor");
             }
@@ -415,6 +461,7 @@ fn tty_size(fd: Option<BorrowedFd<'_>>) -> Option<(u16, u16)> {
 const T_SOCK: u64 = 1;
 const T_STDIN: u64 = 2;
 const T_SIG: u64 = 3;
+const T_MASTER: u64 = 4;
 
 /// The session's signals, blocked and read from a signalfd until the session ends.
 struct BlockedSignals {
@@ -491,22 +538,33 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         size: if sizing { tty_size(tty) } else { None },
         start: opts.start,
         target: opts.target.as_target(),
+        direct_output: !opts.no_follow
+            && std::env::var_os(FRAMED_ENV).is_none()
+            && direct_capable(stdout),
+        direct_input: !opts.read_only && read_stdin && std::env::var_os(FRAMED_ENV).is_none(),
     };
-    send_frame(sock.as_fd(), &Frame::Hello(hello))?;
+    let direct_input_asked = hello.direct_input;
+    if hello.direct_output {
+        send_frame_with_fd(sock.as_fd(), &Frame::Hello(hello), stdout)?;
+    } else {
+        send_frame(sock.as_fd(), &Frame::Hello(hello))?;
+    }
 
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).context("epoll_create")?;
     epoll::add(&ep, &sock, EventData::new_u64(T_SOCK), EventFlags::IN).context("epoll_ctl")?;
     epoll::add(&ep, &signals.fd, EventData::new_u64(T_SIG), EventFlags::IN).context("epoll_ctl")?;
-    // stdin: epoll it; files (which epoll refuses) are always readable.
+    // stdin: epoll it; files (which epoll refuses) are always readable. With direct input
+    // asked for, only once `Attached` says where input goes (what is typed meanwhile waits in
+    // the terminal), so it cannot overtake input sent in frames.
     let mut stdin_open = read_stdin;
     let mut stdin_file = false;
-    if read_stdin {
-        match epoll::add(&ep, stdin, EventData::new_u64(T_STDIN), EventFlags::IN) {
-            Ok(()) => {}
-            Err(Errno::PERM) => stdin_file = true,
-            Err(e) => return Err(std::io::Error::from(e)).context("epoll_ctl stdin"),
-        }
+    let mut stdin_watched = false;
+    if read_stdin && !direct_input_asked {
+        stdin_file = watch_stdin(&ep, stdin)?;
+        stdin_watched = true;
     }
+    let mut input = InputSink::default();
+    let mut input_armed = false;
 
     let mut scanner = Scanner::new(opts.keys.clone());
     let mut held_since: Option<Instant> = None;
@@ -515,12 +573,26 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let mut inbuf = vec![0u8; 32 * 1024];
     let mut forward = Vec::new();
     let mut attached = false;
+    // The monitor writes our output itself (see "Direct output and input" in the module docs).
+    let mut direct = false;
+    // Direct output, detach asked: the monitor's `Detached` is awaited until then.
+    let mut detaching: Option<Instant> = None;
     let mut waiter = PollingWait::from_env();
 
     let result: anyhow::Result<Outcome> = 'run: loop {
         let timeout = match (held_since, opts.detach_timeout) {
             (Some(t), Some(d)) => Some(d.saturating_sub(t.elapsed())),
             _ => None,
+        };
+        let timeout = match detaching {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Ok(Outcome::Detached);
+                }
+                Some(timeout.map_or(left, |t| t.min(left)))
+            }
+            None => timeout,
         };
         let timeout = if stdin_file && stdin_open {
             Some(Duration::ZERO)
@@ -543,34 +615,56 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                 scanner.flush(&mut forward);
                 held_since = None;
                 if !opts.read_only {
-                    if let Err(e) = send_stdin(sock.as_fd(), &forward) {
+                    if let Err(e) = input.send(sock.as_fd(), &forward) {
                         break Err(e);
                     }
                 }
             }
         }
         let mut readable = ready.clone();
-        if stdin_file && stdin_open {
+        if stdin_file && stdin_open && stdin_watched && !input.blocked() {
             readable.push(T_STDIN);
         }
         for t in readable {
             match t {
+                T_MASTER => {
+                    if let Err(e) = input.flush(sock.as_fd()) {
+                        break 'run Err(e);
+                    }
+                }
                 T_SOCK => loop {
-                    match recv_packet(sock.as_fd(), &mut buf, true) {
+                    match recv_packet_fd(sock.as_fd(), &mut buf, true) {
                         Err(e) => break 'run Err(e),
-                        Ok(None) => {
+                        Ok(Packet::Eof) => {
                             break 'run Err(anyhow!(
                                 "the console monitor of container {id} closed the connection"
                             ));
                         }
-                        Ok(Some(None)) => break,
-                        Ok(Some(Some(n))) => {
+                        Ok(Packet::None) => break,
+                        Ok(Packet::Frame(n, passed)) => {
                             let f = match Frame::decode(&buf[..n]) {
                                 Ok(f) => f,
                                 Err(e) => break 'run Err(anyhow!("from the console monitor: {e}")),
                             };
                             match f {
-                                Frame::Attached { .. } => attached = true,
+                                Frame::Attached {
+                                    direct_output,
+                                    direct_input,
+                                    ..
+                                } => {
+                                    attached = true;
+                                    direct = direct_output;
+                                    if direct_input {
+                                        input.master = passed;
+                                    }
+                                    if stdin_open && !stdin_watched {
+                                        match watch_stdin(&ep, stdin) {
+                                            Ok(file) => stdin_file = file,
+                                            Err(e) => break 'run Err(e),
+                                        }
+                                        stdin_watched = true;
+                                    }
+                                }
                                 Frame::Output { data, .. } | Frame::Repaint(data) => {
                                     modes.feed(data);
                                     if let Err(e) = write_all(stdout, data) {
@@ -615,8 +709,9 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                         scanner.flush(&mut forward);
                         held_since = None;
                         if !opts.read_only {
-                            if let Err(e) = send_stdin(sock.as_fd(), &forward)
-                                .and_then(|_| send_frame(sock.as_fd(), &Frame::StdinEof))
+                            if let Err(e) = input
+                                .send(sock.as_fd(), &forward)
+                                .and_then(|_| input.end(sock.as_fd()))
                             {
                                 break 'run Err(e);
                             }
@@ -626,13 +721,17 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                     let scan = scanner.feed(&inbuf[..n], &mut forward);
                     held_since = scanner.holding().then(Instant::now);
                     if !opts.read_only {
-                        if let Err(e) = send_stdin(sock.as_fd(), &forward) {
+                        if let Err(e) = input.send(sock.as_fd(), &forward) {
                             break 'run Err(e);
                         }
                     }
                     if scan == Scan::Detach {
                         let _ = send_frame(sock.as_fd(), &Frame::Detach);
-                        break 'run Ok(Outcome::Detached);
+                        if !direct {
+                            break 'run Ok(Outcome::Detached);
+                        }
+                        stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
+                        detaching.get_or_insert(Instant::now() + DETACH_WAIT);
                     }
                 }
                 T_SIG => {
@@ -651,7 +750,11 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                             }
                             _ => {
                                 let _ = send_frame(sock.as_fd(), &Frame::Detach);
-                                break 'run Ok(Outcome::Detached);
+                                if !direct {
+                                    break 'run Ok(Outcome::Detached);
+                                }
+                                stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
+                                detaching.get_or_insert(Instant::now() + DETACH_WAIT);
                             }
                         }
                     }
@@ -659,24 +762,155 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                 _ => {}
             }
         }
+        // Input the master did not take: wait for room on it, reading no more stdin meanwhile.
+        if input.blocked() != input_armed {
+            input_armed = input.blocked();
+            if let Some(m) = &input.master {
+                let _ = if input_armed {
+                    epoll::add(&ep, m, EventData::new_u64(T_MASTER), EventFlags::OUT)
+                } else {
+                    epoll::delete(&ep, m)
+                };
+            }
+            if stdin_open && stdin_watched && !stdin_file {
+                let interest = if input_armed {
+                    EventFlags::empty()
+                } else {
+                    EventFlags::IN
+                };
+                let _ = epoll::modify(&ep, stdin, EventData::new_u64(T_STDIN), interest);
+            }
+        }
     };
-    if is_tty(stdout) && attached {
-        let mut reset: Vec<u8> = Vec::new();
-        if modes.alternate {
-            reset.extend_from_slice(b"\x1b[?1049l");
-        }
-        reset.extend_from_slice(
-            b"\x1b[0m\x1b[?25h\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1l\x1b>",
-        );
-        if matches!(result, Ok(Outcome::Detached)) {
-            reset.extend_from_slice(b"\r\n");
-        }
+    // With direct output the monitor wrote the reset (it knows the screen).
+    if is_tty(stdout) && attached && !direct {
+        let reset =
+            berth_proto::terminal_reset(modes.alternate, matches!(result, Ok(Outcome::Detached)));
         let _ = write_all(stdout, &reset);
     }
     if let Some(g) = raw.as_mut() {
         let _ = g.restore();
     }
     result
+}
+
+/// How long a client with direct output waits for the monitor's `Detached` after asking to
+/// detach (the monitor has stopped writing to the terminal once it sends it).
+const DETACH_WAIT: Duration = Duration::from_secs(2);
+
+/// Set (to anything) to keep output and input in frames through this process (see "Direct
+/// output and input" in the module docs).
+pub(crate) const FRAMED_ENV: &str = "BERTH_ATTACH_FRAMED";
+
+/// Whether the monitor can write our output itself: a terminal or a pipe, which it reopens
+/// privately (see `berth_tty::reopen_private`).
+fn direct_capable(fd: BorrowedFd<'_>) -> bool {
+    match rustix::fs::fstat(fd) {
+        Ok(st) => match st.st_mode & libc::S_IFMT {
+            libc::S_IFIFO => true,
+            libc::S_IFCHR => rustix::termios::isatty(fd),
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Adds stdin to the epoll set; `Ok(true)` when it is a file (epoll refuses those: they are
+/// always readable).
+fn watch_stdin(ep: &OwnedFd, stdin: BorrowedFd<'_>) -> anyhow::Result<bool> {
+    match epoll::add(ep, stdin, EventData::new_u64(T_STDIN), EventFlags::IN) {
+        Ok(()) => Ok(false),
+        Err(Errno::PERM) => Ok(true),
+        Err(e) => Err(std::io::Error::from(e)).context("epoll_ctl stdin"),
+    }
+}
+
+/// Where typed input goes: `Stdin` frames, or, with direct input, the terminal's master
+/// (non-blocking: its description is the monitor's). What the master does not take waits in
+/// `pending`, and stdin is not read meanwhile; `StdinEof` goes after it.
+#[derive(Default)]
+struct InputSink {
+    master: Option<OwnedFd>,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+impl InputSink {
+    fn send(&mut self, sock: BorrowedFd<'_>, data: &[u8]) -> anyhow::Result<()> {
+        if self.master.is_none() {
+            return send_stdin(sock, data);
+        }
+        self.pending.extend_from_slice(data);
+        self.flush(sock)
+    }
+
+    /// Writes what is pending; sends `StdinEof` once nothing is.
+    fn flush(&mut self, sock: BorrowedFd<'_>) -> anyhow::Result<()> {
+        if let Some(m) = &self.master {
+            while !self.pending.is_empty() {
+                match rustix::io::write(m, &self.pending) {
+                    Ok(n) => {
+                        self.pending.drain(..n);
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => return Ok(()),
+                    // The terminal's process is gone (its exit comes on the socket): the
+                    // input has no reader.
+                    Err(_) => self.pending.clear(),
+                }
+            }
+        }
+        if self.eof && self.pending.is_empty() {
+            self.eof = false;
+            send_frame(sock, &Frame::StdinEof)?;
+        }
+        Ok(())
+    }
+
+    /// End of input: `StdinEof` once what is pending is written.
+    fn end(&mut self, sock: BorrowedFd<'_>) -> anyhow::Result<()> {
+        self.eof = true;
+        self.flush(sock)
+    }
+
+    fn blocked(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+/// Stops reading stdin (a detach was asked for; what follows is not the container's).
+fn stop_reading(ep: &OwnedFd, stdin: BorrowedFd<'_>, open: &mut bool, file: bool) {
+    if *open && !file {
+        let _ = epoll::delete(ep, stdin);
+    }
+    *open = false;
+}
+
+/// Sends `f` with `fd` attached (`SCM_RIGHTS`).
+fn send_frame_with_fd(
+    sock: BorrowedFd<'_>,
+    f: &Frame<'_>,
+    fd: BorrowedFd<'_>,
+) -> anyhow::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage};
+    let bytes = f.to_vec()?;
+    let fds = [fd];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        bail!("sendmsg: no room for the descriptor");
+    }
+    let iov = [std::io::IoSlice::new(&bytes)];
+    loop {
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(Errno::PIPE | Errno::CONNRESET) => {
+                bail!("the console monitor closed the connection")
+            }
+            Err(e) => return Err(std::io::Error::from(e)).context("send to the console monitor"),
+        }
+    }
 }
 
 fn send_stdin(sock: BorrowedFd<'_>, data: &[u8]) -> anyhow::Result<()> {

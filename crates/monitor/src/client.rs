@@ -15,13 +15,24 @@
 //! drops), or disconnected with a `TooSlow` error. `CatchUp` clients read the raw log instead
 //! and are only skipped past bytes rotation deleted. When the terminal's process has ended and
 //! everything was sent, the client gets `Exit` and the connection closes.
+//!
+//! # Direct output
+//! A client that handed over its terminal or pipe ([`DirectOut`]) gets the same stream, in the
+//! same order, as raw bytes written to that descriptor instead of `Repaint`/`Output` frames; its
+//! position, lag and policy work as above, with the descriptor's room instead of the socket's.
+//! Control frames stay on the socket and are only queued once the output before them was
+//! written, so `ReplayEnd`, `Exit` and `Detached` never overtake it. On the way out the
+//! terminal gets [`berth_proto::terminal_reset`] and the descriptor is closed; if writing to it
+//! fails (the reader went away), the client is told `Detached` and closed.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 
 use berth_proto::frame::{MAX_DATA, MAX_OUTPUT_DATA, output_header};
 use berth_proto::{ErrorCode, Flow, Frame, ReplayKind, Role};
 use berth_tty::Winsize;
+use rustix::io::Errno;
 
 use crate::sock;
 use crate::term::Term;
@@ -68,6 +79,17 @@ pub enum Phase {
     Live,
 }
 
+/// The output descriptor a client handed over with its `Hello` (see "Direct output").
+#[derive(Debug)]
+pub struct DirectOut {
+    /// A private, non-blocking description of the client's terminal or pipe.
+    pub fd: OwnedFd,
+    /// It is a terminal: it gets the reset on the way out.
+    pub tty: bool,
+    /// `EPOLLOUT` is armed on it.
+    pub armed: bool,
+}
+
 /// An attach-socket connection.
 #[derive(Debug)]
 pub struct Client {
@@ -100,8 +122,9 @@ pub struct Client {
     pub pos: u64,
     /// The current phase.
     pub phase: Phase,
-    /// Encoded control frames to send first.
-    pub ctrl: VecDeque<Vec<u8>>,
+    /// Encoded control frames to send first, each with the descriptor that goes with it (the
+    /// master, with `Attached`, for a client that asked for direct input).
+    pub ctrl: VecDeque<(Vec<u8>, Option<OwnedFd>)>,
     /// Close once `ctrl` is sent.
     pub close_when_flushed: bool,
     /// `Exit` was queued.
@@ -118,6 +141,8 @@ pub struct Client {
     pub skips: u64,
     /// Input bytes it sent.
     pub input_bytes: u64,
+    /// Its output descriptor, when the monitor writes its output directly.
+    pub out: Option<DirectOut>,
 }
 
 /// What [`pump`] ended with.
@@ -127,6 +152,8 @@ pub enum Pumped {
     Idle,
     /// The socket is full; wait for `EPOLLOUT`.
     Blocked,
+    /// The client's own output descriptor is full; wait for `EPOLLOUT` on it.
+    OutBlocked,
     /// Close the client now (done, or the socket failed).
     Close,
 }
@@ -158,14 +185,20 @@ impl Client {
             drops: 0,
             skips: 0,
             input_bytes: 0,
+            out: None,
         }
     }
 
     /// Queues a control frame (one that cannot fail to encode is expected; an encoding error
     /// is logged and the frame dropped).
     pub fn queue(&mut self, f: &Frame<'_>) {
+        self.queue_with_fd(f, None);
+    }
+
+    /// Queues a control frame that carries `fd` (`SCM_RIGHTS`).
+    pub fn queue_with_fd(&mut self, f: &Frame<'_>, fd: Option<OwnedFd>) {
         match f.to_vec() {
-            Ok(v) => self.ctrl.push_back(v),
+            Ok(v) => self.ctrl.push_back((v, fd)),
             Err(e) => log::warn!("client {}: {e}", self.id),
         }
     }
@@ -198,6 +231,55 @@ impl Client {
     /// The lag behind `head`.
     pub fn lag(&self, head: u64) -> u64 {
         head.saturating_sub(self.pos)
+    }
+
+    /// Ends direct output: writes the terminal reset (best effort, never waiting) and closes
+    /// the descriptor (which leaves epoll with it: the description is the monitor's own).
+    /// `alternate`: the program is on the alternate screen.
+    pub fn release_output(&mut self, alternate: bool, detached: bool) {
+        if let Some(out) = self.out.take() {
+            if out.tty {
+                let reset = berth_proto::terminal_reset(alternate, detached);
+                let _ = rustix::io::write(&out.fd, &reset);
+            }
+        }
+    }
+
+    /// The output descriptor failed (its reader went away): the client is told `Detached`
+    /// and closed.
+    fn output_gone(&mut self, term: &mut Term, e: Errno) {
+        log::debug!("client {}: its output descriptor failed: {e}", self.id);
+        self.out = None;
+        term.clients.retain(|&x| x != self.id);
+        self.queue(&Frame::Detached);
+        self.close_when_flushed = true;
+        self.state = State::Closing;
+    }
+}
+
+/// What writing to a direct client's descriptor gave.
+enum Wrote {
+    /// This many bytes.
+    Bytes(usize),
+    /// No room.
+    Full,
+    /// It failed.
+    Failed(Errno),
+}
+
+fn write_direct(out: &DirectOut, parts: &[&[u8]]) -> Wrote {
+    let iov: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    loop {
+        match rustix::io::writev(&out.fd, &iov) {
+            Ok(n) => return Wrote::Bytes(n),
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Wrote::Full,
+            Err(e) => return Wrote::Failed(e),
+        }
     }
 }
 
@@ -248,27 +330,31 @@ fn check_lag(c: &mut Client, term: &mut Term) {
     }
 }
 
-/// Sends one `Output` frame of the bytes from `c.pos` up to `end` (exclusive). `Ok(false)`
-/// when the socket is full.
-fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) -> Result<bool, ()> {
-    let max = ((end - c.pos) as usize).min(MAX_OUTPUT_DATA);
+/// The most bytes one write to a direct client's descriptor carries (a pipe takes 64 KiB, a
+/// pty's queue less; a larger write would only come back short).
+const DIRECT_CHUNK: usize = 256 * 1024;
+
+/// Sends the bytes from `c.pos` up to `end` (exclusive): one `Output` frame, or one write to
+/// the client's descriptor. `None` when something was sent (or the client was skipped or
+/// closed), else what `pump` returns: its socket or descriptor is full, or the socket failed.
+fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) -> Option<Pumped> {
+    let direct = c.out.is_some();
+    let max = ((end - c.pos) as usize).min(if direct {
+        DIRECT_CHUNK
+    } else {
+        MAX_OUTPUT_DATA
+    });
     let header = output_header(c.pos);
-    let sent = if let Some((a, b)) = term.ring.slices(c.pos, max) {
-        let n = a.len() + b.len();
-        match sock::send_parts(c.fd.as_fd(), &[&header, a, b]) {
-            Ok(true) => n,
-            Ok(false) => return Ok(false),
-            Err(_) => return Err(()),
-        }
+    let mut from_log = 0;
+    let parts: [&[u8]; 2] = if let Some((a, b)) = term.ring.slices(c.pos, max) {
+        [a, b]
     } else {
         let want = max.min(scratch.len());
         match term.read_at(c.pos, &mut scratch[..want]) {
-            Ok(Some(n)) if n > 0 => match sock::send_parts(c.fd.as_fd(), &[&header, &scratch[..n]])
-            {
-                Ok(true) => n,
-                Ok(false) => return Ok(false),
-                Err(_) => return Err(()),
-            },
+            Ok(Some(n)) if n > 0 => {
+                from_log = n;
+                [&scratch[..n], &[]]
+            }
             other => {
                 if let Err(e) = other {
                     log::warn!("client {}: reading the log: {e}", c.id);
@@ -281,20 +367,40 @@ fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) ->
                 c.queue(&Frame::Skipped { from: c.pos, to });
                 c.drops += to - c.pos;
                 c.pos = to;
-                return Ok(true);
+                return None;
             }
         }
     };
+    let sent = match &c.out {
+        Some(out) => match write_direct(out, &parts) {
+            Wrote::Bytes(n) => n,
+            Wrote::Full => return Some(Pumped::OutBlocked),
+            Wrote::Failed(e) => {
+                c.output_gone(term, e);
+                return None;
+            }
+        },
+        None => match sock::send_parts(c.fd.as_fd(), &[&header, parts[0], parts[1]]) {
+            Ok(true) => parts[0].len() + parts[1].len(),
+            Ok(false) => return Some(Pumped::Blocked),
+            Err(_) => return Some(Pumped::Close),
+        },
+    };
+    debug_assert!(from_log == 0 || sent <= from_log);
     c.pos += sent as u64;
     c.bytes += sent as u64;
-    Ok(true)
+    None
 }
 
 /// Sends as much as the socket takes (see the module docs).
 pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> Pumped {
     loop {
-        if let Some(f) = c.ctrl.front() {
-            match sock::send(c.fd.as_fd(), f) {
+        if let Some((f, fd)) = c.ctrl.front() {
+            let sent = match fd {
+                Some(fd) => sock::send_with_fd(c.fd.as_fd(), f, fd.as_fd()),
+                None => sock::send(c.fd.as_fd(), f),
+            };
+            match sent {
                 Ok(true) => {
                     c.ctrl.pop_front();
                     continue;
@@ -316,7 +422,14 @@ pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> 
         match &mut c.phase {
             Phase::None => return Pumped::Idle,
             Phase::Repaint { data, at, end } => {
-                if *at < data.len() {
+                if *at < data.len() && c.out.is_some() {
+                    let out = c.out.as_ref().expect("checked");
+                    match write_direct(out, &[&data[*at..]]) {
+                        Wrote::Bytes(n) => *at += n,
+                        Wrote::Full => return Pumped::OutBlocked,
+                        Wrote::Failed(e) => c.output_gone(term, e),
+                    }
+                } else if *at < data.len() {
                     let n = (data.len() - *at).min(MAX_DATA);
                     let mut frame = Vec::with_capacity(n + 1);
                     if (Frame::Repaint(&data[*at..*at + n]))
@@ -349,21 +462,21 @@ pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> 
                     }
                     continue;
                 }
-                match send_output(c, term, end, scratch) {
-                    Ok(true) => {}
-                    Ok(false) => return Pumped::Blocked,
-                    Err(()) => return Pumped::Close,
+                if let Some(stop) = send_output(c, term, end, scratch) {
+                    return stop;
                 }
             }
             Phase::Live => {
                 let head = term.ring.head();
                 if c.pos < head {
-                    match send_output(c, term, head, scratch) {
-                        Ok(true) => {}
-                        Ok(false) => return Pumped::Blocked,
-                        Err(()) => return Pumped::Close,
+                    if let Some(stop) = send_output(c, term, head, scratch) {
+                        return stop;
                     }
                 } else if let (Some(exit), true, false) = (term.exit, term.drained, c.exit_sent) {
+                    if c.out.as_ref().is_some_and(|o| o.tty) {
+                        term.screen.catch_up_all(&term.ring);
+                    }
+                    c.release_output(term.screen.alternate(), false);
                     c.queue(&Frame::Exit(exit));
                     c.exit_sent = true;
                     term.clients.retain(|&x| x != c.id);

@@ -47,7 +47,7 @@ use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::client::{self, Client, Phase, Pumped, State};
+use crate::client::{self, Client, DirectOut, Phase, Pumped, State};
 use crate::clock;
 use crate::config::{Config, Settings, SizePolicy, TTY_MAX};
 use crate::error::MonitorError;
@@ -91,6 +91,7 @@ const T_CONN: u64 = 4;
 const T_MASTER: u64 = 5;
 const T_CLIENT: u64 = 6;
 const T_EXEC_LISTEN: u64 = 7;
+const T_CLIENT_OUT: u64 = 8;
 
 fn token(kind: u64, n: u64) -> EventData {
     EventData::new_u64(kind << 32 | n)
@@ -297,6 +298,11 @@ fn exit_of(status: rustix::process::WaitStatus) -> Option<ExitCode> {
     } else {
         status.terminating_signal().map(ExitCode::Signaled)
     }
+}
+
+/// Whether `bytes` is a `Hello` that asks for direct output (and so may bring a descriptor).
+fn hello_wants_fd(bytes: &[u8]) -> bool {
+    matches!(Frame::decode(bytes), Ok(Frame::Hello(h)) if h.direct_output)
 }
 
 fn client_events(c: &Client) -> EventFlags {
@@ -730,6 +736,14 @@ impl Monitor {
                 }
             }
             T_CLIENT => self.on_client(n, flags),
+            T_CLIENT_OUT => {
+                if let Some(c) = self.clients.get_mut(&n) {
+                    if let Some(out) = c.out.as_mut() {
+                        out.armed = false;
+                    }
+                }
+                self.pump_client(n);
+            }
             _ => {}
         }
         Ok(())
@@ -1194,7 +1208,21 @@ impl Monitor {
                         self.close_client(id);
                         true
                     }
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        // Only a hello asking for direct output may bring a descriptor.
+                        let handshake = matches!(c.state, State::Handshake { .. });
+                        let fd = match (r.recv, r.fd.take()) {
+                            (sock::Recv::Packet(n), Some(fd))
+                                if handshake && hello_wants_fd(&buf[..n]) =>
+                            {
+                                Some(fd)
+                            }
+                            (_, Some(_)) => {
+                                r.fds_closed += 1;
+                                None
+                            }
+                            _ => None,
+                        };
                         if r.fds_closed > 0 || r.fds_truncated {
                             if let Some(c) = self.clients.get_mut(&id) {
                                 c.error(
@@ -1209,7 +1237,7 @@ impl Monitor {
                         }
                         match r.recv {
                             sock::Recv::Packet(n) => {
-                                self.on_frame(id, &buf[..n]);
+                                self.on_frame(id, &buf[..n], fd);
                                 false
                             }
                             sock::Recv::TooLarge(n) => {
@@ -1244,7 +1272,9 @@ impl Monitor {
         self.pump_client(id);
     }
 
-    fn on_frame(&mut self, id: u32, bytes: &[u8]) {
+    /// Handles one frame; `fd` is the descriptor that came with a `Hello` asking for direct
+    /// output (see [`hello_wants_fd`]).
+    fn on_frame(&mut self, id: u32, bytes: &[u8], fd: Option<OwnedFd>) {
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -1260,7 +1290,7 @@ impl Monitor {
         };
         match state {
             State::Handshake { .. } => match frame {
-                Frame::Hello(h) => self.attach_client(id, &h),
+                Frame::Hello(h) => self.attach_client(id, &h, fd),
                 Frame::ListRequest => {
                     // One or more ClientList frames (concatenated by the client), then close.
                     let json = self.report_json();
@@ -1380,6 +1410,12 @@ impl Monitor {
                 }
             }
             Frame::Detach => {
+                if let Some(Some(t)) = self.terms.get_mut(ti) {
+                    if c.out.as_ref().is_some_and(|o| o.tty) {
+                        t.screen.catch_up_all(&t.ring);
+                    }
+                    c.release_output(t.screen.alternate(), true);
+                }
                 c.queue(&Frame::Detached);
                 c.close_when_flushed = true;
                 c.state = State::Closing;
@@ -1395,7 +1431,7 @@ impl Monitor {
         }
     }
 
-    fn attach_client(&mut self, id: u32, h: &Hello<'_>) {
+    fn attach_client(&mut self, id: u32, h: &Hello<'_>, out_fd: Option<OwnedFd>) {
         let Some(ti) = self.term_index(&h.target) else {
             let msg = match h.target {
                 Target::Exec(name) => format!(
@@ -1458,10 +1494,13 @@ impl Monitor {
         };
         // Takeover: everyone else on this terminal is told and disconnected.
         if h.force {
+            t.screen.catch_up_all(&t.ring);
+            let alternate = t.screen.alternate();
             let others: Vec<u32> = t.clients.iter().copied().filter(|&o| o != id).collect();
             t.clients.retain(|&x| x == id);
             for o in others {
                 if let Some(oc) = self.clients.get_mut(&o) {
+                    oc.release_output(alternate, false);
                     oc.queue(&Frame::Takeover { by: id });
                     oc.close_when_flushed = true;
                     oc.state = State::Closing;
@@ -1486,13 +1525,52 @@ impl Monitor {
             (h.queue_limit as usize).min(settings.ring_size)
         };
         c.size = h.size.map(|(r, cl)| Winsize::new(r, cl));
-        c.queue(&Frame::Attached {
-            client: id,
-            offset: head,
-            rows: t.size.rows,
-            cols: t.size.cols,
-            session: &t.name,
-        });
+        // Direct output: a private non-blocking description of the client's terminal or pipe
+        // (its own stays as it was); anything else (a socket, a file) gets frames.
+        if let Some(fd) = out_fd {
+            match berth_tty::reopen_private(fd.as_fd(), true) {
+                Some(own) => {
+                    let ep = self.epoll.as_ref().expect("epoll exists while running");
+                    let registered = epoll::add(
+                        ep,
+                        &own,
+                        token(T_CLIENT_OUT, u64::from(id)),
+                        EventFlags::empty(),
+                    );
+                    if registered.is_ok() {
+                        c.out = Some(DirectOut {
+                            tty: rustix::termios::isatty(&own),
+                            fd: own,
+                            armed: false,
+                        });
+                    }
+                }
+                None => log::debug!(
+                    "client {id}: its output is neither a terminal nor a pipe: frames instead"
+                ),
+            }
+        }
+        // Direct input: a read-write client gets the master itself and writes its input there
+        // (it never reads it); its `Stdin` frames would still be served.
+        let master = if h.direct_input && h.role == Role::ReadWrite {
+            t.master
+                .as_ref()
+                .and_then(|m| rustix::io::fcntl_dupfd_cloexec(m, 3).ok())
+        } else {
+            None
+        };
+        c.queue_with_fd(
+            &Frame::Attached {
+                client: id,
+                offset: head,
+                rows: t.size.rows,
+                cols: t.size.cols,
+                direct_output: c.out.is_some(),
+                direct_input: master.is_some(),
+                session: &t.name,
+            },
+            master,
+        );
         match start_at {
             None => {
                 t.screen.catch_up_all(&t.ring);
@@ -1602,11 +1680,12 @@ impl Monitor {
             let got = sock::recv_frame(c.fd.as_fd(), &mut buf[..sock::RECV_BUF]);
             if let Ok(sock::Received {
                 recv: sock::Recv::Packet(n),
+                fd: None,
                 fds_closed: 0,
                 fds_truncated: false,
             }) = got
             {
-                self.on_frame(id, &buf[..n]);
+                self.on_frame(id, &buf[..n], None);
                 self.recv_buf = buf;
             } else {
                 self.recv_buf = buf;
@@ -1624,6 +1703,17 @@ impl Monitor {
             _ => None,
         };
         let r = client::pump(c, term, &mut self.scratch);
+        if r == Pumped::OutBlocked {
+            if let Some(out) = c.out.as_mut().filter(|o| !o.armed) {
+                out.armed = true;
+                let _ = epoll::modify(
+                    self.epoll.as_ref().expect("epoll").as_fd(),
+                    &out.fd,
+                    token(T_CLIENT_OUT, u64::from(id)),
+                    EventFlags::OUT | EventFlags::ONESHOT,
+                );
+            }
+        }
         let want_out = r == Pumped::Blocked;
         match r {
             Pumped::Close => {
@@ -2021,6 +2111,7 @@ impl Monitor {
                             "drops": c.drops,
                             "skips": c.skips,
                             "input_bytes": c.input_bytes,
+                            "output": if c.out.is_some() { "direct" } else { "frames" },
                         })
                     })
                     .collect();

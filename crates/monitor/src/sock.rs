@@ -4,9 +4,10 @@
 //!
 //! Receive ([`recv_frame`]): one `recvmsg` with `MSG_TRUNC` (the real length of an oversized
 //! packet comes back, so it can be reported) and `MSG_CMSG_CLOEXEC`, into a buffer one byte
-//! larger than [`berth_proto::MAX_FRAME`]. Any file descriptors that came with the packet are
-//! closed at once (they are never wanted); `MSG_CTRUNC` means the kernel discarded more of them,
-//! which it closes itself. Both are reported so the monitor can tell the client.
+//! larger than [`berth_proto::MAX_FRAME`]. The first file descriptor that came with the packet
+//! is handed back with it (only a `Hello` asking for direct output may carry one; the monitor
+//! closes it otherwise), any others are closed at once; `MSG_CTRUNC` means the kernel discarded
+//! more of them, which it closes itself. Both are reported so the monitor can tell the client.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -101,11 +102,13 @@ pub enum Recv {
 }
 
 /// The result of [`recv_frame`]: what arrived, and how many unwanted fds came with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Received {
     /// The packet.
     pub recv: Recv,
-    /// File descriptors that came with it, all closed already.
+    /// The first file descriptor that came with it.
+    pub fd: Option<OwnedFd>,
+    /// File descriptors that came with it after the first, all closed already.
     pub fds_closed: usize,
     /// The kernel discarded further descriptors (`MSG_CTRUNC`).
     pub fds_truncated: bool,
@@ -128,6 +131,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
             Err(Errno::AGAIN) => {
                 return Ok(Received {
                     recv: Recv::WouldBlock,
+                    fd: None,
                     fds_closed: 0,
                     fds_truncated: false,
                 });
@@ -135,6 +139,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
             Err(Errno::CONNRESET) => {
                 return Ok(Received {
                     recv: Recv::Closed,
+                    fd: None,
                     fds_closed: 0,
                     fds_truncated: false,
                 });
@@ -143,9 +148,14 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
         }
     };
     let mut fds_closed = 0;
+    let mut first = None;
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = m {
             for fd in fds {
+                if first.is_none() {
+                    first = Some(fd);
+                    continue;
+                }
                 drop(fd);
                 fds_closed += 1;
             }
@@ -155,7 +165,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
     let recv = if msg.bytes == 0 && !msg.flags.contains(ReturnFlags::TRUNC) {
         // Zero bytes: end of stream, or a zero-length packet from a live peer. Only the first
         // leaves the socket hung up.
-        if fds_closed == 0 && hung_up(fd) {
+        if fds_closed == 0 && first.is_none() && hung_up(fd) {
             Recv::Closed
         } else {
             Recv::Packet(0)
@@ -167,6 +177,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
     };
     Ok(Received {
         recv,
+        fd: first,
         fds_closed,
         fds_truncated,
     })
@@ -209,6 +220,34 @@ pub fn send_parts(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> Result<bool, Errno> {
         .map(|p| IoSlice::new(p))
         .collect();
     let mut control = SendAncillaryBuffer::new(&mut []);
+    loop {
+        match rustix::net::sendmsg(
+            fd,
+            &iov,
+            &mut control,
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        ) {
+            Ok(_) => return Ok(true),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends one packet with `fd` attached (`SCM_RIGHTS`); `Ok(false)` if the socket is full.
+pub fn send_with_fd(
+    fd: BorrowedFd<'_>,
+    packet: &[u8],
+    pass: BorrowedFd<'_>,
+) -> Result<bool, Errno> {
+    let fds = [pass];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(Errno::NOBUFS);
+    }
+    let iov = [IoSlice::new(packet)];
     loop {
         match rustix::net::sendmsg(
             fd,

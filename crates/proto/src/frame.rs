@@ -18,7 +18,7 @@
 //! | `0x07` | `ListRequest` | — |
 //! | `0x08` | `ScreenshotRequest` | formatted u8, target kind u8, tty u16, exec name (rest) |
 //! | `0x09` | `ExecRequest` | rows u16, cols u16, option count u16, options, command count u16, command (each string: u16 length + bytes) |
-//! | `0x81` | `Attached` | client u32, offset u64, rows u16, cols u16, session name (rest) |
+//! | `0x81` | `Attached` | client u32, offset u64, rows u16, cols u16, flags u8, session name (rest) |
 //! | `0x82` | `Output` | offset u64, bytes (rest) |
 //! | `0x83` | `ReplayStart` | kind u8, offset u64 |
 //! | `0x84` | `ReplayEnd` | offset u64 |
@@ -33,8 +33,14 @@
 //! | `0x8d` | `Screenshot` | last u8, bytes (rest) |
 //! | `0x8e` | `ExecStarted` | pid u32, session name (rest) |
 //!
-//! Hello flags: bit 0 `ignore-size`, bit 1 `force`, bit 2 `no-follow` (stop after the replay);
-//! other bits must be 0. A size of 0x0 means "no size"; a size with exactly one zero dimension is
+//! Hello flags: bit 0 `ignore-size`, bit 1 `force`, bit 2 `no-follow` (stop after the replay),
+//! bit 3 `direct-output` (the client's output file descriptor comes with the frame, one
+//! `SCM_RIGHTS` descriptor: the monitor may write the output to it itself instead of sending
+//! `Output` and `Repaint` frames), bit 4 `direct-input` (a read-write client asks for the
+//! terminal's master, to write its input there itself); other bits must be 0. Attached flags:
+//! bit 0 `direct-output` (the monitor took the descriptor: no `Output`/`Repaint` frames follow,
+//! and the monitor writes the terminal's reset on the way out), bit 1 `direct-input` (the
+//! terminal's master comes with the frame, one `SCM_RIGHTS` descriptor); other bits must be 0. A size of 0x0 means "no size"; a size with exactly one zero dimension is
 //! rejected by the monitor, never applied.
 
 use std::fmt;
@@ -80,7 +86,12 @@ mod ty {
 const FLAG_IGNORE_SIZE: u8 = 1;
 const FLAG_FORCE: u8 = 2;
 const FLAG_NO_FOLLOW: u8 = 4;
-const FLAGS_KNOWN: u8 = FLAG_IGNORE_SIZE | FLAG_FORCE | FLAG_NO_FOLLOW;
+const FLAG_DIRECT_OUTPUT: u8 = 8;
+const FLAG_DIRECT_INPUT: u8 = 16;
+const FLAGS_KNOWN: u8 =
+    FLAG_IGNORE_SIZE | FLAG_FORCE | FLAG_NO_FOLLOW | FLAG_DIRECT_OUTPUT | FLAG_DIRECT_INPUT;
+const ATTACHED_DIRECT_OUTPUT: u8 = 1;
+const ATTACHED_DIRECT_INPUT: u8 = 2;
 
 /// What an attached client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +161,12 @@ pub struct Hello<'a> {
     pub force: bool,
     /// Stop after the replay (`ReplayEnd`, then the monitor closes the connection).
     pub no_follow: bool,
+    /// The client's output file descriptor comes with the frame (`SCM_RIGHTS`): the monitor may
+    /// write the output to it directly (see [`Frame::Attached`]'s `direct_output`).
+    pub direct_output: bool,
+    /// A read-write client asks for the terminal's master, to write its input there itself
+    /// (see [`Frame::Attached`]'s `direct_input`).
+    pub direct_input: bool,
     /// What to do when it falls behind.
     pub flow: Flow,
     /// How far (bytes) it may fall behind before `flow` applies; 0 = the monitor's default.
@@ -169,6 +186,8 @@ impl Default for Hello<'_> {
             ignore_size: false,
             force: false,
             no_follow: false,
+            direct_output: false,
+            direct_input: false,
             flow: Flow::SkipToRepaint,
             queue_limit: 0,
             size: None,
@@ -315,6 +334,12 @@ pub enum Frame<'a> {
         rows: u16,
         /// Its columns.
         cols: u16,
+        /// The monitor writes this client's output to the descriptor that came with `Hello`:
+        /// no `Output` or `Repaint` frames follow.
+        direct_output: bool,
+        /// The terminal's master comes with this frame (`SCM_RIGHTS`): the client writes its
+        /// input there and sends no `Stdin` frames.
+        direct_input: bool,
         /// The session's name (`console`, `tty1`, or the exec session's name).
         session: &'a str,
     },
@@ -614,6 +639,12 @@ impl Frame<'_> {
                 if h.no_follow {
                     flags |= FLAG_NO_FOLLOW;
                 }
+                if h.direct_output {
+                    flags |= FLAG_DIRECT_OUTPUT;
+                }
+                if h.direct_input {
+                    flags |= FLAG_DIRECT_INPUT;
+                }
                 out.push(flags);
                 out.push(flow_byte(h.flow));
                 out.extend_from_slice(&h.queue_limit.to_be_bytes());
@@ -663,6 +694,8 @@ impl Frame<'_> {
                 offset,
                 rows,
                 cols,
+                direct_output,
+                direct_input,
                 session,
             } => {
                 out.push(ty::ATTACHED);
@@ -670,6 +703,14 @@ impl Frame<'_> {
                 out.extend_from_slice(&offset.to_be_bytes());
                 out.extend_from_slice(&rows.to_be_bytes());
                 out.extend_from_slice(&cols.to_be_bytes());
+                let mut flags = 0;
+                if *direct_output {
+                    flags |= ATTACHED_DIRECT_OUTPUT;
+                }
+                if *direct_input {
+                    flags |= ATTACHED_DIRECT_INPUT;
+                }
+                out.push(flags);
                 out.extend_from_slice(session.as_bytes());
             }
             Frame::Output { offset, data } => {
@@ -945,6 +986,8 @@ impl<'a> Frame<'a> {
                     ignore_size: flags & FLAG_IGNORE_SIZE != 0,
                     force: flags & FLAG_FORCE != 0,
                     no_follow: flags & FLAG_NO_FOLLOW != 0,
+                    direct_output: flags & FLAG_DIRECT_OUTPUT != 0,
+                    direct_input: flags & FLAG_DIRECT_INPUT != 0,
                     flow,
                     queue_limit,
                     size: if rows == 0 && cols == 0 {
@@ -980,13 +1023,25 @@ impl<'a> Frame<'a> {
                 options: r.list("options")?,
                 command: r.list("command")?,
             },
-            ty::ATTACHED => Frame::Attached {
-                client: r.u32("client")?,
-                offset: r.u64("offset")?,
-                rows: r.u16("rows")?,
-                cols: r.u16("cols")?,
-                session: r.rest_str("session")?,
-            },
+            ty::ATTACHED => {
+                let client = r.u32("client")?;
+                let offset = r.u64("offset")?;
+                let rows = r.u16("rows")?;
+                let cols = r.u16("cols")?;
+                let flags = r.u8("flags")?;
+                if flags & !(ATTACHED_DIRECT_OUTPUT | ATTACHED_DIRECT_INPUT) != 0 {
+                    return Err(r.bad("flags", u64::from(flags)));
+                }
+                Frame::Attached {
+                    client,
+                    offset,
+                    rows,
+                    cols,
+                    direct_output: flags & ATTACHED_DIRECT_OUTPUT != 0,
+                    direct_input: flags & ATTACHED_DIRECT_INPUT != 0,
+                    session: r.rest_str("session")?,
+                }
+            }
             ty::OUTPUT => Frame::Output {
                 offset: r.u64("offset")?,
                 data: r.rest(),
@@ -1090,6 +1145,8 @@ mod tests {
                 ignore_size: true,
                 force: true,
                 no_follow: true,
+                direct_output: true,
+                direct_input: true,
                 flow: Flow::CatchUp,
                 queue_limit: 12345,
                 size: Some((24, 80)),
@@ -1127,7 +1184,18 @@ mod tests {
                 offset: 77,
                 rows: 24,
                 cols: 80,
+                direct_output: false,
+                direct_input: false,
                 session: "console",
+            },
+            Frame::Attached {
+                client: 10,
+                offset: 0,
+                rows: 1,
+                cols: 1,
+                direct_output: true,
+                direct_input: true,
+                session: "7",
             },
             Frame::Output {
                 offset: u64::MAX - 3,

@@ -24,6 +24,19 @@
 //! wrote to it). `Output` frames carry the offset of their first byte; a client sees contiguous
 //! offsets from `ReplayEnd` on, except after a `Skipped` frame (it fell behind and chose to be
 //! skipped forward to a repaint).
+//!
+//! # Direct output and input
+//! A client whose output is a terminal or a pipe may send that descriptor with its `Hello`
+//! (`direct_output`, one `SCM_RIGHTS` fd). When the monitor takes it (`Attached` says so), it
+//! writes the repaint, the replay and the live output to that descriptor itself, as tmux's
+//! server writes to its clients' terminals: the client process leaves the output path (one
+//! process and one socket hop fewer per byte and per keystroke echo). Control frames still come
+//! on the socket, each after the output it follows was written; on the way out (`Exit`,
+//! `Detached`, `Takeover`) the monitor writes [`terminal_reset`] to a terminal first. A
+//! read-write client may also ask for the terminal's master (`direct_input`): it comes with
+//! `Attached`, and the client writes its input there instead of sending `Stdin` frames (it
+//! never reads it; the output stays the monitor's). A client of another uid never gets this far
+//! (`SO_PEERCRED`), and any descriptor that comes with another frame is closed.
 
 pub mod frame;
 pub mod keys;
@@ -33,3 +46,20 @@ pub use frame::{
     Start, Target,
 };
 pub use keys::{DetachKeys, KeysError, Scan, Scanner};
+
+/// What a client's terminal gets when a session ends: the modes a full-screen program may have
+/// left on (alternate screen, hidden cursor, bracketed paste, mouse reporting, application keys,
+/// colours) switched off again, and, after a detach, a new line.
+pub fn terminal_reset(alternate: bool, detached: bool) -> Vec<u8> {
+    let mut reset = Vec::with_capacity(80);
+    if alternate {
+        reset.extend_from_slice(b"\x1b[?1049l");
+    }
+    reset.extend_from_slice(
+        b"\x1b[0m\x1b[?25h\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1l\x1b>",
+    );
+    if detached {
+        reset.extend_from_slice(b"\r\n");
+    }
+    reset
+}

@@ -1,0 +1,354 @@
+//! Direct output and input (the `attach` default, see `berth_proto`'s "Direct output"): the
+//! monitor writes a client's output to the client's own terminal or pipe, and a read-write
+//! client writes its keys to the terminal's master, so the client process is in neither path.
+//! What must hold: the user's terminal is served through a description of the monitor's own
+//! (the one the user's shell shares never turns non-blocking), nothing reaches a terminal once
+//! its client is gone (killed, detached), the reset on the way out comes from the monitor, input
+//! the container does not read yet waits instead of being lost, and the framed path
+//! (`BERTH_ATTACH_FRAMED`, and any descriptor the monitor cannot reopen) still works.
+
+mod monitor_support;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use berth_itest::{Input, MasterIo, Sink};
+use berth_proto::Frame;
+use monitor_support::{Mon, Raw, T, expect, fd_count, hello, shell_bundle, typ, wait_exit};
+use serde_json::Value;
+
+/// `O_NONBLOCK` in `/proc/PID/fdinfo/N`'s octal `flags:`.
+const O_NONBLOCK: u32 = 0o4000;
+
+fn fd_flags(pid: i32, fd: i32) -> u32 {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .expect("flags line");
+    u32::from_str_radix(flags.trim(), 8).expect("octal flags")
+}
+
+/// The console's clients as `berth sessions` reports them.
+fn clients(m: &Mon, id: &str) -> Vec<Value> {
+    m.session(id, "console")["clients"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn client_by_pid(m: &Mon, id: &str, pid: u32) -> Value {
+    let pid = i64::from(pid);
+    berth_itest::cmd::wait_until("the client in berth sessions", T, || {
+        clients(m, id)
+            .into_iter()
+            .find(|c| c["pid"].as_i64() == Some(pid))
+    })
+}
+
+#[test]
+fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-basic");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&pty, "/ #");
+    typ(&pty, "echo direct-$((40+2))\r");
+    expect(&pty, "direct-42");
+    let c = client_by_pid(&m, &id, client.pid());
+    assert_eq!(c["output"], "direct", "{c}");
+    // Keys went to the master, not through the monitor.
+    assert_eq!(c["input_bytes"], 0, "{c}");
+    assert!(c["bytes"].as_u64().unwrap() > 0, "{c}");
+    // The description the client (and a shell) shares is untouched; the monitor writes
+    // through one of its own, non-blocking, on the same terminal.
+    let pid = client.pid() as i32;
+    assert_eq!(
+        fd_flags(pid, 0) & O_NONBLOCK,
+        0,
+        "stdin turned non-blocking"
+    );
+    assert_eq!(
+        fd_flags(pid, 1) & O_NONBLOCK,
+        0,
+        "stdout turned non-blocking"
+    );
+    let mon = m.monitor_pid(&id);
+    let tty = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap();
+    let own: Vec<i32> = std::fs::read_dir(format!("/proc/{mon}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).ok().as_ref() == Some(&tty))
+        .map(|e| e.file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    assert_eq!(
+        own.len(),
+        1,
+        "the monitor's descriptions of {tty:?}: {own:?}"
+    );
+    assert_ne!(fd_flags(mon, own[0]) & O_NONBLOCK, 0);
+    typ(&pty, "\x10\x11");
+    assert_eq!(wait_exit(client).code(), Some(0));
+    // Detached: the monitor let go of the terminal.
+    berth_itest::cmd::wait_until("the monitor closes the terminal", T, || {
+        let still = std::fs::read_dir(format!("/proc/{mon}/fd"))
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).ok().as_ref() == Some(&tty));
+        (!still).then_some(())
+    });
+}
+
+#[test]
+fn the_framed_path_still_serves_attach() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-framed");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    let cmd = m.berth(["attach", &id]).env("BERTH_ATTACH_FRAMED", "1");
+    let (pty, client) = m.on_pty(cmd, 24, 80);
+    expect(&pty, "/ #");
+    typ(&pty, "echo framed-$((6*7))\r");
+    expect(&pty, "framed-42");
+    let c = client_by_pid(&m, &id, client.pid());
+    assert_eq!(c["output"], "frames", "{c}");
+    assert!(c["input_bytes"].as_u64().unwrap() > 0, "{c}");
+    typ(&pty, "\x10\x11");
+    assert_eq!(wait_exit(client).code(), Some(0));
+}
+
+#[test]
+fn a_killed_client_s_terminal_gets_nothing_more() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-killed");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    let mon = m.monitor_pid(&id);
+    let baseline = fd_count(mon);
+    let (gone, gone_client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&gone, "/ #");
+    let (stay, stay_client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&stay, "/ #");
+    // Each client: its connection and the monitor's description of its terminal.
+    assert_eq!(fd_count(mon), baseline + 4);
+    gone_client.kill();
+    berth_itest::cmd::wait_until("the monitor drops the killed client", T, || {
+        (fd_count(mon) == baseline + 2).then_some(())
+    });
+    let _ = gone.read_for(Duration::from_millis(100));
+    typ(&stay, "echo after-$((2*50))\r");
+    expect(&stay, "after-100");
+    let late = String::from_utf8_lossy(&gone.read_for(Duration::from_millis(500))).into_owned();
+    assert!(
+        !late.contains("after-100"),
+        "the killed client's terminal still got output: {late:?}"
+    );
+    typ(&stay, "\x10\x11");
+    assert_eq!(wait_exit(stay_client).code(), Some(0));
+    berth_itest::cmd::wait_until("the monitor's fds back to the baseline", T, || {
+        (fd_count(mon) == baseline).then_some(())
+    });
+}
+
+#[test]
+fn detach_and_exit_reset_the_terminal_from_the_monitor() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-reset");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&pty, "/ #");
+    // The alternate screen and a hidden cursor, left on by the program.
+    typ(&pty, "printf \"\\033[?1049h\\033[?25lalt-$((1+1))\"\r");
+    expect(&pty, "alt-2");
+    typ(&pty, "\x10\x11");
+    let shown =
+        String::from_utf8_lossy(&pty.read_until(b"\x1b[?1006l\x1b[?1l\x1b>\r", T)).into_owned();
+    assert!(shown.contains("\x1b[?1049l"), "{shown:?}");
+    assert!(shown.contains("\x1b[?25h"), "{shown:?}");
+    assert_eq!(wait_exit(client).code(), Some(0));
+
+    // The exit: all output, then the reset, then the status.
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&pty, "alt-2");
+    typ(&pty, "printf \"\\033[?1049lbye-$((3*3))\"; exit 4\r");
+    let out = wait_exit(client);
+    assert_eq!(out.code(), Some(4), "{out}");
+    let shown = String::from_utf8_lossy(&pty.read_for(Duration::from_millis(300))).into_owned();
+    let bye = shown.find("bye-9").expect("the last output");
+    let reset = shown.rfind("\x1b[0m\x1b[?25h").expect("the reset");
+    assert!(bye < reset, "{shown:?}");
+}
+
+#[test]
+fn input_the_container_does_not_read_yet_waits() {
+    let m = Mon::new();
+    let mut b = shell_bundle();
+    // Canonical mode, no echo: nothing reads for a second, then every line is counted.
+    b.args(&[
+        "sh",
+        "-c",
+        "stty -echo; echo READY; sleep 1; wc -l; sleep 60",
+    ]);
+    let id = m.rt.id("direct-input");
+    m.start(&b, &id);
+    m.wait_log(&id, "READY");
+    let lines = 20_000;
+    let input: Vec<u8> = (0..lines)
+        .flat_map(|i| format!("line {i:05}\n").into_bytes())
+        .collect();
+    assert!(input.len() > 200_000);
+    let mut r = m
+        .berth(["attach", &id])
+        .stdin(Input::Pipe)
+        .stdout(Sink::Capture)
+        .spawn();
+    let mut stdin = r.take_stdin().expect("stdin pipe");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&input).unwrap();
+        // End of input: the terminal's VEOF, after every line was written.
+    });
+    m.wait_log(&id, &format!("{lines}"));
+    writer.join().unwrap();
+    let log = String::from_utf8_lossy(&m.logs(&id, &[])).into_owned();
+    assert!(log.contains(&format!("{lines}\r\n")), "{log:?}");
+    r.signal(rustix::process::Signal::TERM);
+    assert_eq!(wait_exit(r).code(), Some(0));
+}
+
+/// Receives frames (and the descriptor one may carry) until `want` matches.
+fn recv_frame_fd(raw: &Raw, want: impl Fn(&Frame<'_>) -> bool) -> (Vec<u8>, Option<OwnedFd>) {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let start = Instant::now();
+    while start.elapsed() < T {
+        assert!(
+            berth_itest::cmd::readable_within(&raw.fd, T),
+            "no frame within {T:?}"
+        );
+        let mut buf = vec![0u8; berth_proto::MAX_FRAME + 1];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = rustix::net::recvmsg(&raw.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+            .expect("recvmsg");
+        let mut fd = None;
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                for f in fds {
+                    fd.get_or_insert(f);
+                }
+            }
+        }
+        buf.truncate(msg.bytes);
+        let f = Frame::decode(&buf).expect("a frame");
+        if want(&f) {
+            return (buf, fd);
+        }
+    }
+    panic!("watchdog");
+}
+
+#[test]
+fn the_protocol_takes_a_pipe_refuses_a_file_and_hands_out_the_master() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-proto");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+
+    // A pipe: the output arrives there raw, the master comes with `Attached`.
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    let raw = Raw::connect(&m, &id);
+    let h = hello(|h| {
+        h.direct_output = true;
+        h.direct_input = true;
+    });
+    raw.send_fds(&h.to_vec().unwrap(), &[wr.as_fd()]).unwrap();
+    drop(wr);
+    let (bytes, master) = recv_frame_fd(&raw, |f| matches!(f, Frame::Attached { .. }));
+    match Frame::decode(&bytes).unwrap() {
+        Frame::Attached {
+            direct_output,
+            direct_input,
+            ..
+        } => assert!(direct_output && direct_input),
+        other => panic!("{other:?}"),
+    }
+    let master = master.expect("the master came with Attached");
+    rustix::io::write(&master, b"echo piped-$((5*5))\r").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&got).contains("piped-25") && start.elapsed() < T {
+        if berth_itest::cmd::readable_within(&rd, Duration::from_millis(200)) {
+            let n = rustix::io::read(&rd, &mut chunk).unwrap();
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&got).contains("piped-25"),
+        "{got:?}"
+    );
+    drop(master);
+    // No output frames on the socket meanwhile: the next frame after `ReplayEnd` is the
+    // `Detached` that answers our detach.
+    raw.send(&Frame::Detach);
+    let (bytes, _) = recv_frame_fd(&raw, |f| {
+        assert!(
+            !matches!(f, Frame::Output { .. } | Frame::Repaint(_)),
+            "output frame for a direct client: {f:?}"
+        );
+        matches!(f, Frame::Detached)
+    });
+    assert!(matches!(Frame::decode(&bytes).unwrap(), Frame::Detached));
+    // The monitor closed its description of the pipe: the read end sees EOF after the reset
+    // (a pipe gets none) and what was left.
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < T, "the monitor kept the pipe open");
+        if berth_itest::cmd::readable_within(&rd, Duration::from_millis(200))
+            && rustix::io::read(&rd, &mut chunk).unwrap() == 0
+        {
+            break;
+        }
+    }
+
+    // A regular file cannot be reopened privately: frames instead, and the fd is closed.
+    let mon = m.monitor_pid(&id);
+    let baseline = fd_count(mon);
+    let file = tempfile_fd();
+    let raw = Raw::connect(&m, &id);
+    raw.send_fds(
+        &hello(|h| h.direct_output = true).to_vec().unwrap(),
+        &[file.as_fd()],
+    )
+    .unwrap();
+    let (bytes, fd) = recv_frame_fd(&raw, |f| matches!(f, Frame::Attached { .. }));
+    assert!(fd.is_none(), "a master without direct_input");
+    assert!(matches!(
+        Frame::decode(&bytes).unwrap(),
+        Frame::Attached {
+            direct_output: false,
+            direct_input: false,
+            ..
+        }
+    ));
+    raw.recv_until(T, |f| matches!(f, Frame::Repaint(_)));
+    // Our connection is the one fd more.
+    assert_eq!(fd_count(mon), baseline + 1);
+}
+
+fn tempfile_fd() -> OwnedFd {
+    rustix::fs::open(
+        std::env::temp_dir(),
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("O_TMPFILE")
+}
