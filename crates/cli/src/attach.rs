@@ -34,8 +34,10 @@
 //! monitor's `Detached`, which comes after the monitor's last write to the terminal and its
 //! reset. Input the master does not take at once waits here, and stdin is not read meanwhile.
 //! The monitor reopens the terminal through `/proc`, so the description the user's shell shares
-//! never turns non-blocking. `BERTH_ATTACH_FRAMED` (any value) keeps everything in frames; a
-//! stdout the monitor cannot reopen (a socket, a file) gets frames anyway.
+//! never turns non-blocking. Only a monitor running as our own uid gets our terminal (root
+//! attaching to a rootless container's monitor must not give a process that user controls a
+//! descriptor of root's terminal). `BERTH_ATTACH_FRAMED` (any value) keeps everything in
+//! frames; a stdout the monitor cannot reopen (a socket, a file) gets frames anyway.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -524,6 +526,11 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         berth_tty::RawGuard::install_panic_restore();
     }
     let sizing = !opts.read_only && !opts.ignore_size;
+    // Our terminal goes only to a monitor of our own uid: root attaching to an unprivileged
+    // user's container must not hand its terminal to a process that user controls.
+    let direct_allowed = std::env::var_os(FRAMED_ENV).is_none()
+        && rustix::net::sockopt::socket_peercred(&sock)
+            .is_ok_and(|c| c.uid == rustix::process::geteuid());
     let hello = Hello {
         role: if opts.read_only {
             Role::ReadOnly
@@ -538,10 +545,8 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         size: if sizing { tty_size(tty) } else { None },
         start: opts.start,
         target: opts.target.as_target(),
-        direct_output: !opts.no_follow
-            && std::env::var_os(FRAMED_ENV).is_none()
-            && direct_capable(stdout),
-        direct_input: !opts.read_only && read_stdin && std::env::var_os(FRAMED_ENV).is_none(),
+        direct_output: direct_allowed && !opts.no_follow && direct_capable(stdout),
+        direct_input: direct_allowed && !opts.read_only && read_stdin,
     };
     let direct_input_asked = hello.direct_input;
     if hello.direct_output {

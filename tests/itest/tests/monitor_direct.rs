@@ -4,8 +4,9 @@
 //! What must hold: the user's terminal is served through a description of the monitor's own
 //! (the one the user's shell shares never turns non-blocking), nothing reaches a terminal once
 //! its client is gone (killed, detached), the reset on the way out comes from the monitor, input
-//! the container does not read yet waits instead of being lost, and the framed path
-//! (`BERTH_ATTACH_FRAMED`, and any descriptor the monitor cannot reopen) still works.
+//! the container does not read yet waits instead of being lost, the terminal goes only to a
+//! monitor of the client's own uid, and the framed path (`BERTH_ATTACH_FRAMED`, and any
+//! descriptor the monitor cannot reopen) still works.
 
 mod monitor_support;
 
@@ -351,4 +352,59 @@ fn tempfile_fd() -> OwnedFd {
         rustix::fs::Mode::from_raw_mode(0o600),
     )
     .expect("O_TMPFILE")
+}
+
+/// A stand-in monitor (python3, from the test setup) listening at `<root>/@monitor/<id>/`,
+/// as `uid`, that prints what the client's hello brought: its flags byte and descriptors.
+fn hello_seen_by_a_monitor_of_uid(uid: u32) -> String {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let m = Mon::new();
+    let id = m.rt.id("direct-uid");
+    let dir = m.dir(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [dir.as_path(), dir.parent().unwrap()] {
+        std::os::unix::fs::chown(d, Some(uid), Some(uid)).unwrap();
+    }
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1]); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+msg, anc, _, _ = c.recvmsg(65537, socket.CMSG_SPACE(64))
+fds = sum(len(d) // 4 for (l, t, d) in anc if l == socket.SOL_SOCKET and t == socket.SCM_RIGHTS)
+print(f"type={msg[0]} flags={msg[3]} fds={fds}", flush=True)
+"#;
+    let mut fake = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("attach.sock"))
+        .uid(uid)
+        .gid(uid)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/setup.sh installs it)");
+    let mut lines = std::io::BufReader::new(fake.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "listening");
+    let (_pty, client) = m.attach_pty(&id, &[], 24, 80);
+    let seen = lines.next().unwrap().unwrap();
+    let _ = fake.wait();
+    // The stand-in closed without an answer: the client fails, naming the monitor.
+    let out = wait_exit(client);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    seen
+}
+
+#[test]
+fn the_terminal_goes_only_to_a_monitor_of_the_client_s_uid() {
+    // Root's monitor: stdout with the hello, and both directions asked for (8 | 16).
+    assert_eq!(hello_seen_by_a_monitor_of_uid(0), "type=1 flags=24 fds=1");
+    // A monitor of another uid (an unprivileged user's container, attached by root): the
+    // user controls that process, so root's terminal must not reach it.
+    assert_eq!(
+        hello_seen_by_a_monitor_of_uid(65534),
+        "type=1 flags=0 fds=0"
+    );
 }
