@@ -504,13 +504,13 @@ fn sessions(root: &Path, a: &SessionsArgs) -> anyhow::Result<i32> {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} PID",
-            "CLIENT", "SESSION", "ROLE", "SIZE", "BYTES", "LAG", "DROPS", "SKIPS", "FLOW"
+            "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} PID",
+            "CLIENT", "SESSION", "ROLE", "SIZE", "BYTES", "LAG", "DROPS", "SKIPS", "FLOW", "OUTPUT"
         )?;
         for (t, c) in clients {
             writeln!(
                 out,
-                "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {}",
+                "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} {}",
                 s(&c["id"]),
                 s(&t["name"]),
                 s(&c["role"]),
@@ -520,6 +520,7 @@ fn sessions(root: &Path, a: &SessionsArgs) -> anyhow::Result<i32> {
                 s(&c["drops"]),
                 s(&c["skips"]),
                 s(&c["flow"]),
+                s(&c["output"]),
                 s(&c["pid"])
             )?;
         }
