@@ -246,11 +246,10 @@ impl Client {
     }
 
     /// The output descriptor failed (its reader went away): the client is told `Detached`
-    /// and closed.
-    fn output_gone(&mut self, term: &mut Term, e: Errno) {
+    /// and closed (which takes it off its terminal and recomputes the size).
+    fn output_gone(&mut self, e: Errno) {
         log::debug!("client {}: its output descriptor failed: {e}", self.id);
         self.out = None;
-        term.clients.retain(|&x| x != self.id);
         self.queue(&Frame::Detached);
         self.close_when_flushed = true;
         self.state = State::Closing;
@@ -345,16 +344,12 @@ fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) ->
         MAX_OUTPUT_DATA
     });
     let header = output_header(c.pos);
-    let mut from_log = 0;
     let parts: [&[u8]; 2] = if let Some((a, b)) = term.ring.slices(c.pos, max) {
         [a, b]
     } else {
         let want = max.min(scratch.len());
         match term.read_at(c.pos, &mut scratch[..want]) {
-            Ok(Some(n)) if n > 0 => {
-                from_log = n;
-                [&scratch[..n], &[]]
-            }
+            Ok(Some(n)) if n > 0 => [&scratch[..n], &[]],
             other => {
                 if let Err(e) = other {
                     log::warn!("client {}: reading the log: {e}", c.id);
@@ -376,7 +371,7 @@ fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) ->
             Wrote::Bytes(n) => n,
             Wrote::Full => return Some(Pumped::OutBlocked),
             Wrote::Failed(e) => {
-                c.output_gone(term, e);
+                c.output_gone(e);
                 return None;
             }
         },
@@ -386,7 +381,6 @@ fn send_output(c: &mut Client, term: &mut Term, end: u64, scratch: &mut [u8]) ->
             Err(_) => return Some(Pumped::Close),
         },
     };
-    debug_assert!(from_log == 0 || sent <= from_log);
     c.pos += sent as u64;
     c.bytes += sent as u64;
     None
@@ -427,7 +421,7 @@ pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> 
                     match write_direct(out, &[&data[*at..]]) {
                         Wrote::Bytes(n) => *at += n,
                         Wrote::Full => return Pumped::OutBlocked,
-                        Wrote::Failed(e) => c.output_gone(term, e),
+                        Wrote::Failed(e) => c.output_gone(e),
                     }
                 } else if *at < data.len() {
                     let n = (data.len() - *at).min(MAX_DATA);

@@ -408,3 +408,35 @@ fn the_terminal_goes_only_to_a_monitor_of_the_client_s_uid() {
         "type=1 flags=0 fds=0"
     );
 }
+
+#[test]
+fn a_pipe_whose_reader_left_detaches_its_client_and_the_monitor_serves_on() {
+    let m = Mon::new();
+    let b = shell_bundle();
+    let id = m.rt.id("direct-epipe");
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    let mon = m.monitor_pid(&id);
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    let raw = Raw::connect(&m, &id);
+    let h = hello(|h| {
+        h.direct_output = true;
+        h.direct_input = true;
+    });
+    raw.send_fds(&h.to_vec().unwrap(), &[wr.as_fd()]).unwrap();
+    drop(wr);
+    let (_, master) = recv_frame_fd(&raw, |f| matches!(f, Frame::Attached { .. }));
+    let master = master.expect("the master");
+    // The reader goes away; the next output meets EPIPE (never SIGPIPE: the monitor lives).
+    drop(rd);
+    rustix::io::write(&master, b"echo gone-$((2+2))\r").unwrap();
+    recv_frame_fd(&raw, |f| matches!(f, Frame::Detached));
+    assert!(raw.closed_within(T), "the monitor kept the connection");
+    assert!(monitor_support::alive(mon), "the monitor died");
+    m.wait_log(&id, "gone-4");
+    // Another client is served as before.
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&pty, "gone-4");
+    typ(&pty, "\x10\x11");
+    assert_eq!(wait_exit(client).code(), Some(0));
+}
