@@ -30,6 +30,19 @@ fn fd_flags(pid: i32, fd: i32) -> u32 {
     u32::from_str_radix(flags.trim(), 8).expect("octal flags")
 }
 
+/// The monitor's fd count once it holds still for 100 ms (the connections of `berth
+/// screenshot`/`sessions` calls just made close a moment after their reply).
+fn settled_fd_count(pid: i32) -> usize {
+    let mut last = fd_count(pid);
+    berth_itest::cmd::wait_until("the monitor's fds to settle", T, || {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = fd_count(pid);
+        let same = now == last;
+        last = now;
+        same.then_some(now)
+    })
+}
+
 /// The console's clients as `berth sessions` reports them.
 fn clients(m: &Mon, id: &str) -> Vec<Value> {
     m.session(id, "console")["clients"]
@@ -129,13 +142,13 @@ fn a_killed_client_s_terminal_gets_nothing_more() {
     m.start(&b, &id);
     m.wait_screen(&id, "/ #");
     let mon = m.monitor_pid(&id);
-    let baseline = fd_count(mon);
+    let baseline = settled_fd_count(mon);
     let (gone, gone_client) = m.attach_pty(&id, &[], 24, 80);
     expect(&gone, "/ #");
     let (stay, stay_client) = m.attach_pty(&id, &[], 24, 80);
     expect(&stay, "/ #");
     // Each client: its connection and the monitor's description of its terminal.
-    assert_eq!(fd_count(mon), baseline + 4);
+    assert_eq!(settled_fd_count(mon), baseline + 4);
     gone_client.kill();
     berth_itest::cmd::wait_until("the monitor drops the killed client", T, || {
         (fd_count(mon) == baseline + 2).then_some(())
@@ -320,9 +333,12 @@ fn the_protocol_takes_a_pipe_refuses_a_file_and_hands_out_the_master() {
         }
     }
 
+    // The monitor closed that connection (so the count below starts without it).
+    assert!(raw.closed_within(T), "the monitor kept the connection");
+
     // A regular file cannot be reopened privately: frames instead, and the fd is closed.
     let mon = m.monitor_pid(&id);
-    let baseline = fd_count(mon);
+    let baseline = settled_fd_count(mon);
     let file = tempfile_fd();
     let raw = Raw::connect(&m, &id);
     raw.send_fds(
@@ -342,7 +358,7 @@ fn the_protocol_takes_a_pipe_refuses_a_file_and_hands_out_the_master() {
     ));
     raw.recv_until(T, |f| matches!(f, Frame::Repaint(_)));
     // Our connection is the one fd more.
-    assert_eq!(fd_count(mon), baseline + 1);
+    assert_eq!(settled_fd_count(mon), baseline + 1);
 }
 
 fn tempfile_fd() -> OwnedFd {
