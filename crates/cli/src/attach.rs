@@ -854,11 +854,11 @@ impl InputSink {
         if let Some(m) = &self.master {
             while !self.pending.is_empty() {
                 match rustix::io::write(m, &self.pending) {
+                    Ok(0) | Err(Errno::AGAIN) => return Ok(()),
                     Ok(n) => {
                         self.pending.drain(..n);
                     }
                     Err(Errno::INTR) => {}
-                    Err(Errno::AGAIN) => return Ok(()),
                     // The terminal's process is gone (its exit comes on the socket): the
                     // input has no reader.
                     Err(_) => self.pending.clear(),

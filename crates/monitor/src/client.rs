@@ -245,6 +245,16 @@ impl Client {
         }
     }
 
+    /// [`Client::release_output`] with the screen model brought up to date first (only a
+    /// terminal needs it).
+    pub fn end_output(&mut self, term: &mut Term, detached: bool) {
+        if self.out.as_ref().is_some_and(|o| o.tty) {
+            term.screen.catch_up_all(&term.ring);
+            self.release_output(term.screen.alternate(), detached);
+        }
+        self.out = None;
+    }
+
     /// The output descriptor failed (its reader went away): the client is told `Detached`
     /// and closed (which takes it off its terminal and recomputes the size).
     fn output_gone(&mut self, e: Errno) {
@@ -467,10 +477,7 @@ pub fn pump(c: &mut Client, mut term: Option<&mut Term>, scratch: &mut [u8]) -> 
                         return stop;
                     }
                 } else if let (Some(exit), true, false) = (term.exit, term.drained, c.exit_sent) {
-                    if c.out.as_ref().is_some_and(|o| o.tty) {
-                        term.screen.catch_up_all(&term.ring);
-                    }
-                    c.release_output(term.screen.alternate(), false);
+                    c.end_output(term, false);
                     c.queue(&Frame::Exit(exit));
                     c.exit_sent = true;
                     term.clients.retain(|&x| x != c.id);

@@ -1411,10 +1411,7 @@ impl Monitor {
             }
             Frame::Detach => {
                 if let Some(Some(t)) = self.terms.get_mut(ti) {
-                    if c.out.as_ref().is_some_and(|o| o.tty) {
-                        t.screen.catch_up_all(&t.ring);
-                    }
-                    c.release_output(t.screen.alternate(), true);
+                    c.end_output(t, true);
                 }
                 c.queue(&Frame::Detached);
                 c.close_when_flushed = true;
