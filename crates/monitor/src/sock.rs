@@ -220,13 +220,17 @@ pub fn send_parts(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> Result<bool, Errno> {
         .map(|p| IoSlice::new(p))
         .collect();
     let mut control = SendAncillaryBuffer::new(&mut []);
+    sendmsg_nonblocking(fd, &iov, &mut control)
+}
+
+/// One non-blocking `sendmsg`, retried on `EINTR`; `Ok(false)` if the socket is full.
+fn sendmsg_nonblocking(
+    fd: BorrowedFd<'_>,
+    iov: &[IoSlice<'_>],
+    control: &mut SendAncillaryBuffer<'_, '_, '_>,
+) -> Result<bool, Errno> {
     loop {
-        match rustix::net::sendmsg(
-            fd,
-            &iov,
-            &mut control,
-            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-        ) {
+        match rustix::net::sendmsg(fd, iov, control, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
             Ok(_) => return Ok(true),
             Err(Errno::INTR) => continue,
             Err(Errno::AGAIN) => return Ok(false),
@@ -248,19 +252,7 @@ pub fn send_with_fd(
         return Err(Errno::NOBUFS);
     }
     let iov = [IoSlice::new(packet)];
-    loop {
-        match rustix::net::sendmsg(
-            fd,
-            &iov,
-            &mut control,
-            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-        ) {
-            Ok(_) => return Ok(true),
-            Err(Errno::INTR) => continue,
-            Err(Errno::AGAIN) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
+    sendmsg_nonblocking(fd, &iov, &mut control)
 }
 
 /// Sends one packet; blocking sockets wait, non-blocking ones may return `Ok(false)`.

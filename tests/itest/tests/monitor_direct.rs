@@ -30,6 +30,16 @@ fn fd_flags(pid: i32, fd: i32) -> u32 {
     u32::from_str_radix(flags.trim(), 8).expect("octal flags")
 }
 
+/// The fds of process `pid` open on `path`.
+fn fds_on(pid: i32, path: &std::path::Path) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).ok().as_deref() == Some(path))
+        .map(|e| e.file_name().to_string_lossy().parse().unwrap())
+        .collect()
+}
+
 /// The monitor's fd count once it holds still for 100 ms (the connections of `berth
 /// screenshot`/`sessions` calls just made close a moment after their reply).
 fn settled_fd_count(pid: i32) -> usize {
@@ -91,12 +101,7 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     );
     let mon = m.monitor_pid(&id);
     let tty = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap();
-    let own: Vec<i32> = std::fs::read_dir(format!("/proc/{mon}/fd"))
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_link(e.path()).ok().as_ref() == Some(&tty))
-        .map(|e| e.file_name().to_string_lossy().parse().unwrap())
-        .collect();
+    let own = fds_on(mon, &tty);
     assert_eq!(
         own.len(),
         1,
@@ -107,11 +112,7 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     assert_eq!(wait_exit(client).code(), Some(0));
     // Detached: the monitor let go of the terminal.
     berth_itest::cmd::wait_until("the monitor closes the terminal", T, || {
-        let still = std::fs::read_dir(format!("/proc/{mon}/fd"))
-            .unwrap()
-            .flatten()
-            .any(|e| std::fs::read_link(e.path()).ok().as_ref() == Some(&tty));
-        (!still).then_some(())
+        fds_on(mon, &tty).is_empty().then_some(())
     });
 }
 
