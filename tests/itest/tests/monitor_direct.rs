@@ -30,6 +30,16 @@ fn fd_flags(pid: i32, fd: i32) -> u32 {
     u32::from_str_radix(flags.trim(), 8).expect("octal flags")
 }
 
+/// Starts a shell container under a monitor and waits for its prompt; returns its bundle
+/// (removed when dropped: keep it while the container runs) and id.
+fn shell_at_its_prompt(m: &Mon, name: &str) -> (berth_itest::Bundle, String) {
+    let b = shell_bundle();
+    let id = m.rt.id(name);
+    m.start(&b, &id);
+    m.wait_screen(&id, "/ #");
+    (b, id)
+}
+
 /// The fds of process `pid` open on `path`.
 fn fds_on(pid: i32, path: &std::path::Path) -> Vec<i32> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -73,10 +83,7 @@ fn client_by_pid(m: &Mon, id: &str, pid: u32) -> Value {
 #[test]
 fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-basic");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-basic");
     let (pty, client) = m.attach_pty(&id, &[], 24, 80);
     expect(&pty, "/ #");
     typ(&pty, "echo direct-$((40+2))\r");
@@ -119,10 +126,7 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
 #[test]
 fn the_framed_path_still_serves_attach() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-framed");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-framed");
     let cmd = m.berth(["attach", &id]).env("BERTH_ATTACH_FRAMED", "1");
     let (pty, client) = m.on_pty(cmd, 24, 80);
     expect(&pty, "/ #");
@@ -138,10 +142,7 @@ fn the_framed_path_still_serves_attach() {
 #[test]
 fn a_killed_client_s_terminal_gets_nothing_more() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-killed");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-killed");
     let mon = m.monitor_pid(&id);
     let baseline = settled_fd_count(mon);
     let (gone, gone_client) = m.attach_pty(&id, &[], 24, 80);
@@ -172,10 +173,7 @@ fn a_killed_client_s_terminal_gets_nothing_more() {
 #[test]
 fn detach_and_exit_reset_the_terminal_from_the_monitor() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-reset");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-reset");
     let (pty, client) = m.attach_pty(&id, &[], 24, 80);
     expect(&pty, "/ #");
     // The alternate screen and a hidden cursor, left on by the program.
@@ -272,10 +270,7 @@ fn recv_frame_fd(raw: &Raw, want: impl Fn(&Frame<'_>) -> bool) -> (Vec<u8>, Opti
 #[test]
 fn the_protocol_takes_a_pipe_refuses_a_file_and_hands_out_the_master() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-proto");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-proto");
 
     // A pipe: the output arrives there raw, the master comes with `Attached`.
     let (rd, wr) = rustix::pipe::pipe().unwrap();
@@ -429,10 +424,7 @@ fn the_terminal_goes_only_to_a_monitor_of_the_client_s_uid() {
 #[test]
 fn a_pipe_whose_reader_left_detaches_its_client_and_the_monitor_serves_on() {
     let m = Mon::new();
-    let b = shell_bundle();
-    let id = m.rt.id("direct-epipe");
-    m.start(&b, &id);
-    m.wait_screen(&id, "/ #");
+    let (_b, id) = shell_at_its_prompt(&m, "direct-epipe");
     let mon = m.monitor_pid(&id);
     let (rd, wr) = rustix::pipe::pipe().unwrap();
     let raw = Raw::connect(&m, &id);
