@@ -5,12 +5,15 @@
 //!    Baseline: a pty pair whose peer runs busybox `cat`. Through the monitor: the bench's pty
 //!    runs `berth attach`, the container (created with `berth run -d -t`) runs the same `cat`.
 //!    p50/p90/p99 and the p50 difference; the same again with the monitor's and client's
-//!    adaptive polling off (`BERTH_POLL_US=0`), and for both the monitor's plus the client's CPU
-//!    time per round trip, so what the polling buys and costs is seen in one run.
+//!    adaptive polling off (`BERTH_POLL_US=0`), and once more ("framed") with the output and input in
+//!    frames through the client (`BERTH_ATTACH_FRAMED=1`, what direct mode saves), and for each
+//!    the monitor's plus the client's CPU time per round trip, so what the polling buys and costs
+//!    is seen in one run.
 //! 2. **Throughput**: busybox `dd` writes N bytes of zeros to a terminal. Baseline: a pty pair
 //!    read at full speed by the bench. Through the monitor: the container's `dd`, received by 1
 //!    and by 10 `berth attach --read-only --no-stdin --lag-policy catch-up` clients whose stdout
-//!    the bench reads; the time until the last client has everything and exited.
+//!    the bench reads; the time until the last client has everything and exited. One client is
+//!    also measured framed (`BERTH_ATTACH_FRAMED=1`).
 //! 3. **Memory**: 100 containers each with a monitor and one attached client; the monitors'
 //!    `Private_Dirty` (after `sync`, so freshly built binaries' dirty page cache does not count),
 //!    against conmon 2.1.6 holding runc containers started in the same run.
@@ -316,7 +319,7 @@ struct Attached {
 
 /// Starts a `cat` container and attaches to it; `poll_us` sets BERTH_POLL_US for its monitor
 /// and client (`None`: as the environment has it).
-fn attached(env: &mut Env, id: &str, poll_us: Option<&str>) -> Res<Attached> {
+fn attached(env: &mut Env, id: &str, poll_us: Option<&str>, framed: bool) -> Res<Attached> {
     let b = env.bundle(&["sh", "-c", "stty raw -echo; echo READY; exec cat"])?;
     let mut c = env.berth();
     if let Some(v) = poll_us {
@@ -328,6 +331,9 @@ fn attached(env: &mut Env, id: &str, poll_us: Option<&str>) -> Res<Attached> {
     let mut c = env.berth();
     if let Some(v) = poll_us {
         c.env("BERTH_POLL_US", v);
+    }
+    if framed {
+        c.env("BERTH_ATTACH_FRAMED", "1");
     }
     c.args(["attach", id]);
     let client = spawn_on(c, &p)?;
@@ -363,8 +369,9 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<Attached>)> {
 
     // Through the monitor and `berth attach`, with the adaptive polling as configured and off.
     let mut setups = vec![
-        attached(env, "bench-echo", None)?,
-        attached(env, "bench-echo-nopoll", Some("0"))?,
+        attached(env, "bench-echo", None, false)?,
+        attached(env, "bench-echo-nopoll", Some("0"), false)?,
+        attached(env, "bench-echo-framed", None, true)?,
     ];
 
     let mut raw = Vec::new();
@@ -421,7 +428,7 @@ fn throughput_raw(env: &Env) -> Res<f64> {
     Ok(total as f64 / secs)
 }
 
-fn throughput_monitor(env: &mut Env, clients: usize) -> Res<(f64, u64)> {
+fn throughput_monitor(env: &mut Env, clients: usize, framed: bool) -> Res<(f64, u64)> {
     let count = env.o.bytes / 65536;
     let id = format!("bench-tp-{clients}-{}", env.seq + 1);
     env.start(
@@ -436,6 +443,9 @@ fn throughput_monitor(env: &mut Env, clients: usize) -> Res<(f64, u64)> {
     let mut procs = Vec::new();
     for _ in 0..clients {
         let mut c = env.berth();
+        if framed {
+            c.env("BERTH_ATTACH_FRAMED", "1");
+        }
         c.args([
             "attach",
             "--read-only",
@@ -722,10 +732,11 @@ fn run() -> Res<()> {
             pct(&raw, 0.9),
             pct(&raw, 0.99)
         );
-        for (s, name) in setups
-            .iter()
-            .zip(["monitor + berth attach", "  the same, polling off"])
-        {
+        for (s, name) in setups.iter().zip([
+            "monitor + berth attach",
+            "  the same, polling off",
+            "  the same, framed (BERTH_ATTACH_FRAMED=1)",
+        ]) {
             println!(
                 "  {name:<40} {:>7.1}  {:>7.1}  {:>7.1}  {:>7.1}",
                 pct(&s.times, 0.5),
@@ -746,20 +757,24 @@ fn run() -> Res<()> {
         let mut raws = Vec::new();
         let mut ones = Vec::new();
         let mut tens = Vec::new();
+        let mut framed = Vec::new();
         let mut short = 0u64;
         for _ in 0..env.o.reps {
             raws.push(throughput_raw(&env)?);
-            let (r1, got1) = throughput_monitor(&mut env, 1)?;
-            let (r10, got10) = throughput_monitor(&mut env, 10)?;
+            let (r1, got1) = throughput_monitor(&mut env, 1, false)?;
+            let (r10, got10) = throughput_monitor(&mut env, 10, false)?;
+            let (f1, gotf) = throughput_monitor(&mut env, 1, true)?;
             ones.push(r1);
             tens.push(r10);
-            short += env.o.bytes.saturating_sub(got1.min(got10));
+            framed.push(f1);
+            short += env.o.bytes.saturating_sub(got1.min(got10).min(gotf));
         }
         let med = |v: &mut Vec<f64>| {
             v.sort_by(|a, b| a.total_cmp(b));
             v[v.len() / 2]
         };
         let (r, one, ten) = (med(&mut raws), med(&mut ones), med(&mut tens));
+        let one_framed = med(&mut framed);
         println!();
         println!(
             "throughput, {} MiB of zeros, median of {} (MB/s = 10^6 bytes/s)",
@@ -776,6 +791,11 @@ fn run() -> Res<()> {
             "  monitor, 10 clients (each)   {:>8.1} MB/s   ratio {:.2}",
             ten / 1e6,
             ten / r
+        );
+        println!(
+            "  the same, 1 client, framed   {:>8.1} MB/s   ratio {:.2} (BERTH_ATTACH_FRAMED=1)",
+            one_framed / 1e6,
+            one_framed / r
         );
         if short > 0 {
             println!(
