@@ -37,7 +37,9 @@
 //! never turns non-blocking. Only a monitor running as our own uid gets our terminal (root
 //! attaching to a rootless container's monitor must not give a process that user controls a
 //! descriptor of root's terminal). `BERTH_ATTACH_FRAMED` (any value) keeps everything in
-//! frames; a stdout the monitor cannot reopen (a socket, a file) gets frames anyway.
+//! frames; a stdout the monitor cannot reopen (a socket, a file) gets frames anyway, and so
+//! does a monitor an older berth started (it refuses the hello's direct flags as a bad frame:
+//! the client connects again and says hello without them).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use berth_proto::frame::MAX_DATA;
-use berth_proto::{DetachKeys, ExitCode, Flow, Frame, Hello, Role, Scan, Scanner, Start, Target};
+use berth_proto::{
+    DetachKeys, ErrorCode, ExitCode, Flow, Frame, Hello, Role, Scan, Scanner, Start, Target,
+};
 use berth_sys::signal::{SigSet, SignalFd};
 use berth_tty::{PollingWait, Winsize};
 use clap::{Args, ValueEnum};
@@ -496,7 +500,7 @@ impl Drop for BlockedSignals {
 
 /// Runs one attach session (see the module docs).
 pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<Outcome> {
-    let sock = connect(root, id)?;
+    let mut sock = connect(root, id)?;
     let stdin = rustix::stdio::stdin();
     let stdout = rustix::stdio::stdout();
     let stderr = rustix::stdio::stderr();
@@ -531,7 +535,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let direct_allowed = std::env::var_os(FRAMED_ENV).is_none()
         && rustix::net::sockopt::socket_peercred(&sock)
             .is_ok_and(|c| c.uid == rustix::process::geteuid());
-    let hello = Hello {
+    let mut hello = Hello {
         role: if opts.read_only {
             Role::ReadOnly
         } else {
@@ -689,6 +693,40 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                     break 'run Err(anyhow!(
                                         "another client (client {by}) took the terminal over with --force"
                                     ));
+                                }
+                                // A monitor an older berth started does not know direct
+                                // mode and refuses its hello: once more, framed.
+                                Frame::Error {
+                                    code: ErrorCode::BadFrame,
+                                    ..
+                                } if !attached && (hello.direct_output || hello.direct_input) => {
+                                    let _ = epoll::delete(&ep, &sock);
+                                    hello.direct_output = false;
+                                    hello.direct_input = false;
+                                    let again = connect(root, id).and_then(|s| {
+                                        send_frame(s.as_fd(), &Frame::Hello(hello))?;
+                                        epoll::add(
+                                            &ep,
+                                            &s,
+                                            EventData::new_u64(T_SOCK),
+                                            EventFlags::IN,
+                                        )
+                                        .context("epoll_ctl")?;
+                                        Ok(s)
+                                    });
+                                    sock = match again {
+                                        Ok(s) => s,
+                                        Err(e) => break 'run Err(e),
+                                    };
+                                    if stdin_open && !stdin_watched {
+                                        match watch_stdin(&ep, stdin) {
+                                            Ok(file) => stdin_file = file,
+                                            Err(e) => break 'run Err(e),
+                                        }
+                                        stdin_watched = true;
+                                    }
+                                    log::debug!("the console monitor refused direct mode: framed");
+                                    break;
                                 }
                                 Frame::Error { message, .. } => {
                                     break 'run Err(anyhow!("{message}"));

@@ -366,32 +366,42 @@ fn tempfile_fd() -> OwnedFd {
     .expect("O_TMPFILE")
 }
 
-/// A stand-in monitor (python3, from the test setup) listening at `<root>/@monitor/<id>/`,
-/// as `uid`, that prints what the client's hello brought: its flags byte and descriptors.
-fn hello_seen_by_a_monitor_of_uid(uid: u32) -> String {
+/// A stand-in monitor (python3, from the test setup) listening at `<root>/@monitor/<id>/`, as
+/// `uid`, for `conns` connections: it prints what each client's hello brought (its flags byte
+/// and descriptors) and, when `refuse_direct` and the hello asks for direct mode, answers with
+/// the error a monitor of an older berth gives for flags it does not know. Returns its lines
+/// once `berth attach` (on a pty) has ended, which it does with status 1 (the stand-in closes
+/// without attaching it).
+fn stand_in_monitor(uid: u32, conns: usize, refuse_direct: bool) -> Vec<String> {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let m = Mon::new();
-    let id = m.rt.id("direct-uid");
+    let id = m.rt.id("direct-stand-in");
     let dir = m.dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     for d in [dir.as_path(), dir.parent().unwrap()] {
         std::os::unix::fs::chown(d, Some(uid), Some(uid)).unwrap();
     }
     let script = r#"
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(sys.argv[1]); s.listen(1)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(10)
 print("listening", flush=True)
-c, _ = s.accept()
-msg, anc, _, _ = c.recvmsg(65537, socket.CMSG_SPACE(64))
-fds = sum(len(d) // 4 for (l, t, d) in anc if l == socket.SOL_SOCKET and t == socket.SCM_RIGHTS)
-print(f"type={msg[0]} flags={msg[3]} fds={fds}", flush=True)
+for _ in range(int(sys.argv[2])):
+    c, _ = s.accept()
+    msg, anc, _, _ = c.recvmsg(65537, socket.CMSG_SPACE(64))
+    fds = sum(len(d) // 4 for (l, t, d) in anc if l == socket.SOL_SOCKET and t == socket.SCM_RIGHTS)
+    print(f"type={msg[0]} flags={msg[3]} fds={fds}", flush=True)
+    if sys.argv[3] == "refuse" and msg[3] & 24:
+        c.send(b"\x87" + struct.pack(">H", 1) + f"hello frame: bad flags {msg[3]}".encode())
+    c.close()
 "#;
     let mut fake = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(dir.join("attach.sock"))
+        .arg(conns.to_string())
+        .arg(if refuse_direct { "refuse" } else { "take" })
         .uid(uid)
         .gid(uid)
         .stdout(std::process::Stdio::piped())
@@ -400,9 +410,8 @@ print(f"type={msg[0]} flags={msg[3]} fds={fds}", flush=True)
     let mut lines = std::io::BufReader::new(fake.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "listening");
     let (_pty, client) = m.attach_pty(&id, &[], 24, 80);
-    let seen = lines.next().unwrap().unwrap();
+    let seen: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let _ = fake.wait();
-    // The stand-in closed without an answer: the client fails, naming the monitor.
     let out = wait_exit(client);
     assert_eq!(out.code(), Some(1), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -412,13 +421,10 @@ print(f"type={msg[0]} flags={msg[3]} fds={fds}", flush=True)
 #[test]
 fn the_terminal_goes_only_to_a_monitor_of_the_client_s_uid() {
     // Root's monitor: stdout with the hello, and both directions asked for (8 | 16).
-    assert_eq!(hello_seen_by_a_monitor_of_uid(0), "type=1 flags=24 fds=1");
+    assert_eq!(stand_in_monitor(0, 1, false), ["type=1 flags=24 fds=1"]);
     // A monitor of another uid (an unprivileged user's container, attached by root): the
     // user controls that process, so root's terminal must not reach it.
-    assert_eq!(
-        hello_seen_by_a_monitor_of_uid(65534),
-        "type=1 flags=0 fds=0"
-    );
+    assert_eq!(stand_in_monitor(65534, 1, false), ["type=1 flags=0 fds=0"]);
 }
 
 #[test]
@@ -448,4 +454,14 @@ fn a_pipe_whose_reader_left_detaches_its_client_and_the_monitor_serves_on() {
     expect(&pty, "gone-4");
     typ(&pty, "\x10\x11");
     assert_eq!(wait_exit(client).code(), Some(0));
+}
+
+#[test]
+fn a_monitor_that_refuses_direct_mode_gets_a_framed_hello() {
+    // What a monitor started by an older berth answers to the direct flags; the client
+    // connects again and says hello without them.
+    assert_eq!(
+        stand_in_monitor(0, 2, true),
+        ["type=1 flags=24 fds=1", "type=1 flags=0 fds=0"]
+    );
 }
