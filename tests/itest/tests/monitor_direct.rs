@@ -2,7 +2,8 @@
 //! monitor writes a client's output to the client's own terminal or pipe, and a read-write
 //! client writes its keys to the terminal's master, so the client process is in neither path.
 //! What must hold: the user's terminal is served through a description of the monitor's own
-//! (the one the user's shell shares never turns non-blocking), nothing reaches a terminal once
+//! (the one the user's shell shares never turns non-blocking, and a terminal nobody reads
+//! cannot block the monitor or stall the container), nothing reaches a terminal once
 //! its client is gone (killed, detached), the reset on the way out comes from the monitor, input
 //! the container does not read yet waits instead of being lost, the terminal goes only to a
 //! monitor of the client's own uid, and the framed path (`BERTH_ATTACH_FRAMED`, and any
@@ -464,4 +465,41 @@ fn a_monitor_that_refuses_direct_mode_gets_a_framed_hello() {
         stand_in_monitor(0, 2, true),
         ["type=1 flags=24 fds=1", "type=1 flags=0 fds=0"]
     );
+}
+
+#[test]
+fn a_terminal_nobody_reads_does_not_stall_the_container() {
+    let m = Mon::new();
+    let mut b = shell_bundle();
+    b.args(&[
+        "sh",
+        "-c",
+        "read x; dd if=/dev/zero bs=65536 count=320 2>/dev/null; echo; echo FINISHED-$((4*5)); exec sleep 1000",
+    ]);
+    let id = m.rt.id("direct-unread");
+    m.start(&b, &id);
+    // A direct client whose terminal is never read: the monitor's writes to it stop with
+    // EAGAIN once the pty's buffers are full.
+    let (pty, client) = m.attach_pty(&id, &["--read-only"], 24, 80);
+    let c = client_by_pid(&m, &id, client.pid());
+    assert_eq!(c["output"], "direct", "{c}");
+    let typist = Raw::connect(&m, &id);
+    typist.send(&hello(|h| h.start = berth_proto::Start::Live));
+    typist.send(&Frame::Stdin(b"\r"));
+    typist.send(&Frame::Detach);
+    // 20 MiB later the container is done, the client far behind.
+    let start = Instant::now();
+    berth_itest::cmd::wait_until(
+        "the container wrote 20 MiB",
+        Duration::from_secs(60),
+        || m.screenshot(&id).contains("FINISHED-20").then_some(()),
+    );
+    eprintln!("20 MiB past an unread terminal in {:.2?}", start.elapsed());
+    let c = client_by_pid(&m, &id, client.pid());
+    assert!(c["skips"].as_u64().unwrap() >= 1, "not skipped: {c}");
+    assert!(c["drops"].as_u64().unwrap() > 0, "no drops: {c}");
+    // Reading again, the terminal gets a repaint of the current screen.
+    expect(&pty, "FINISHED-20");
+    client.signal(rustix::process::Signal::TERM);
+    assert_eq!(wait_exit(client).code(), Some(0));
 }
