@@ -549,7 +549,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         size: if sizing { tty_size(tty) } else { None },
         start: opts.start,
         target: opts.target.as_target(),
-        direct_output: direct_allowed && !opts.no_follow && direct_capable(stdout),
+        direct_output: direct_allowed && !opts.no_follow && berth_tty::can_reopen_private(stdout),
         direct_input: direct_allowed && !opts.read_only && read_stdin,
     };
     let direct_input_asked = hello.direct_input;
@@ -844,19 +844,6 @@ const DETACH_WAIT: Duration = Duration::from_secs(2);
 /// Set (to anything) to keep output and input in frames through this process (see "Direct
 /// output and input" in the module docs).
 pub(crate) const FRAMED_ENV: &str = "BERTH_ATTACH_FRAMED";
-
-/// Whether the monitor can write our output itself: a terminal or a pipe, which it reopens
-/// privately (see `berth_tty::reopen_private`).
-fn direct_capable(fd: BorrowedFd<'_>) -> bool {
-    match rustix::fs::fstat(fd) {
-        Ok(st) => match st.st_mode & libc::S_IFMT {
-            libc::S_IFIFO => true,
-            libc::S_IFCHR => rustix::termios::isatty(fd),
-            _ => false,
-        },
-        Err(_) => false,
-    }
-}
 
 /// Adds stdin to the epoll set; `Ok(true)` when it is a file (epoll refuses those: they are
 /// always readable).

@@ -23,6 +23,6 @@ pub use error::TtyError;
 pub use pty::{MASTER_NAME, PtyPair};
 pub use raw::{HostConsole, RawGuard, host_console, set_onlcr};
 pub use relay::{ExitStatus, Relay};
-pub use reopen::reopen_private;
+pub use reopen::{can_reopen_private, reopen_private};
 pub use wait::PollingWait;
 pub use winsize::Winsize;

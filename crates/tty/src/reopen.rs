@@ -21,16 +21,7 @@ pub fn is_master_rdev(rdev: u64) -> bool {
 /// (a socket, a regular file, a master, or the open failed).
 pub fn reopen_private(fd: BorrowedFd<'_>, write: bool) -> Option<OwnedFd> {
     let st = fs::fstat(fd).ok()?;
-    let kind = st.st_mode & libc::S_IFMT;
-    let eligible = match kind {
-        libc::S_IFIFO => true,
-        libc::S_IFCHR => {
-            let major = fs::major(st.st_rdev);
-            major != 5 && !is_master_rdev(st.st_rdev) && rustix::termios::isatty(fd)
-        }
-        _ => false,
-    };
-    if !eligible {
+    if !eligible(fd, &st) {
         return None;
     }
     let access = if write {
@@ -47,4 +38,20 @@ pub fn reopen_private(fd: BorrowedFd<'_>, write: bool) -> Option<OwnedFd> {
     .ok()?;
     let now = fs::fstat(&new).ok()?;
     (now.st_dev == st.st_dev && now.st_ino == st.st_ino && now.st_rdev == st.st_rdev).then_some(new)
+}
+
+/// Whether [`reopen_private`] can work on `fd`: a pipe/FIFO, or a tty that is not a master and
+/// not a 5:x alias (`/dev/tty`, `/dev/console`, `/dev/ptmx`).
+pub fn can_reopen_private(fd: BorrowedFd<'_>) -> bool {
+    fs::fstat(fd).is_ok_and(|st| eligible(fd, &st))
+}
+
+fn eligible(fd: BorrowedFd<'_>, st: &fs::Stat) -> bool {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => true,
+        libc::S_IFCHR => {
+            fs::major(st.st_rdev) != 5 && !is_master_rdev(st.st_rdev) && rustix::termios::isatty(fd)
+        }
+        _ => false,
+    }
 }
