@@ -5,7 +5,9 @@
 //!    Baseline: a pty pair whose peer runs busybox `cat`. Through the monitor: the bench's pty
 //!    runs `berth attach`, the container (created with `berth run -d -t`) runs the same `cat`.
 //!    p50/p90/p99 and the p50 difference; the same again with the monitor's and client's
-//!    adaptive polling off (`BERTH_POLL_US=0`), and once more ("framed") with the output and input in
+//!    adaptive polling off (`BERTH_POLL_US=0`), with the keys read by the client and written to
+//!    the master instead of read by the monitor (`BERTH_ATTACH_CLIENT_KEYS=1`, what the
+//!    monitor's reading them saves), and once more ("framed") with the output and input in
 //!    frames through the client (`BERTH_ATTACH_FRAMED=1`, what direct mode saves), and for each
 //!    the monitor's plus the client's CPU time per round trip, so what the polling buys and costs
 //!    is seen in one run.
@@ -319,7 +321,12 @@ struct Attached {
 
 /// Starts a `cat` container and attaches to it; `poll_us` sets BERTH_POLL_US for its monitor
 /// and client (`None`: as the environment has it).
-fn attached(env: &mut Env, id: &str, poll_us: Option<&str>, framed: bool) -> Res<Attached> {
+fn attached(
+    env: &mut Env,
+    id: &str,
+    poll_us: Option<&str>,
+    client_env: Option<&str>,
+) -> Res<Attached> {
     let b = env.bundle(&["sh", "-c", "stty raw -echo; echo READY; exec cat"])?;
     let mut c = env.berth();
     if let Some(v) = poll_us {
@@ -332,8 +339,8 @@ fn attached(env: &mut Env, id: &str, poll_us: Option<&str>, framed: bool) -> Res
     if let Some(v) = poll_us {
         c.env("BERTH_POLL_US", v);
     }
-    if framed {
-        c.env("BERTH_ATTACH_FRAMED", "1");
+    if let Some(var) = client_env {
+        c.env(var, "1");
     }
     c.args(["attach", id]);
     let client = spawn_on(c, &p)?;
@@ -369,9 +376,15 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<Attached>)> {
 
     // Through the monitor and `berth attach`, with the adaptive polling as configured and off.
     let mut setups = vec![
-        attached(env, "bench-echo", None, false)?,
-        attached(env, "bench-echo-nopoll", Some("0"), false)?,
-        attached(env, "bench-echo-framed", None, true)?,
+        attached(env, "bench-echo", None, None)?,
+        attached(env, "bench-echo-nopoll", Some("0"), None)?,
+        attached(
+            env,
+            "bench-echo-ckeys",
+            None,
+            Some("BERTH_ATTACH_CLIENT_KEYS"),
+        )?,
+        attached(env, "bench-echo-framed", None, Some("BERTH_ATTACH_FRAMED"))?,
     ];
 
     let mut raw = Vec::new();
@@ -723,11 +736,11 @@ fn run() -> Res<()> {
         let (raw, setups) = echo_bench(&mut env)?;
         println!();
         println!(
-            "echo round trip, 1 byte, {} rounds (µs)       p50      p90      p99   CPU/rt",
+            "echo round trip, 1 byte, {} rounds (µs)                     p50      p90      p99   CPU/rt",
             env.o.rounds
         );
         println!(
-            "  raw pty pair                             {:>7.1}  {:>7.1}  {:>7.1}",
+            "  raw pty pair                                           {:>7.1}  {:>7.1}  {:>7.1}",
             pct(&raw, 0.5),
             pct(&raw, 0.9),
             pct(&raw, 0.99)
@@ -735,10 +748,11 @@ fn run() -> Res<()> {
         for (s, name) in setups.iter().zip([
             "monitor + berth attach",
             "  the same, polling off",
+            "  keys read by the client (BERTH_ATTACH_CLIENT_KEYS=1)",
             "  the same, framed (BERTH_ATTACH_FRAMED=1)",
         ]) {
             println!(
-                "  {name:<40} {:>7.1}  {:>7.1}  {:>7.1}  {:>7.1}",
+                "  {name:<54} {:>7.1}  {:>7.1}  {:>7.1}  {:>7.1}",
                 pct(&s.times, 0.5),
                 pct(&s.times, 0.9),
                 pct(&s.times, 0.99),

@@ -25,14 +25,22 @@
 //!
 //! # Direct output and input
 //! When stdout is a terminal or a pipe, it goes to the monitor with the `Hello` and the monitor
-//! writes the output to it itself (as tmux's server writes to its clients' terminals); a
-//! read-write client also asks for the terminal's master and writes its keys there after the
-//! detach-key scan (stdin is read only once `Attached` says which way input goes). So neither
-//! direction crosses this process and the socket: a keystroke's echo costs what it costs
-//! through foreground `berth run`. This process still scans keys, forwards signals and sizes,
-//! and ends the session; after asking to detach it waits (up to [`DETACH_WAIT`]) for the
-//! monitor's `Detached`, which comes after the monitor's last write to the terminal and its
-//! reset. Input the master does not take at once waits here, and stdin is not read meanwhile.
+//! writes the output to it itself (as tmux's server writes to its clients' terminals). A
+//! read-write client whose stdin is a terminal or a pipe sends that too, with its detach keys
+//! and their hold time (`direct_keys`): the monitor reads the keys itself, scans them with the
+//! same [`Scanner`], writes the rest to the terminal's master and ends the session with
+//! `Detached` on the detach keys (as tmux's server reads its clients' terminals). Then neither
+//! direction of a keystroke's round trip crosses this process: the monitor alone carries it,
+//! as foreground `berth run` does. Not when stdin is a terminal whose foreground process group
+//! is not ours (a background job with `SIGTTOU` ignored): the monitor's reads would meet none
+//! of the job-control checks ours do and take the shell's keys. Then, or with
+//! `BERTH_ATTACH_CLIENT_KEYS` set, or when the monitor cannot reopen stdin, this process reads
+//! the keys, scans them and writes them to a dup of the master the monitor sends with
+//! `Attached` (stdin is read only once `Attached` says which way input goes); input the master
+//! does not take at once waits here, and stdin is not read meanwhile. Either way this process
+//! forwards signals and sizes and ends the session; after asking to detach it waits (up to
+//! [`DETACH_WAIT`]) for the monitor's `Detached`, which comes after the monitor's last write to
+//! the terminal and its reset.
 //! The monitor reopens the terminal through `/proc`, so the description the user's shell shares
 //! never turns non-blocking. Only a monitor running as our own uid gets our terminal (root
 //! attaching to a rootless container's monitor must not give a process that user controls a
@@ -48,7 +56,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use berth_proto::frame::MAX_DATA;
 use berth_proto::{
-    DetachKeys, ErrorCode, ExitCode, Flow, Frame, Hello, Role, Scan, Scanner, Start, Target,
+    DetachKeys, ErrorCode, ExitCode, Flow, Frame, Hello, KeyScan, Role, Scan, Scanner, Start,
+    Target,
 };
 use berth_sys::signal::{SigSet, SignalFd};
 use berth_tty::{PollingWait, Winsize};
@@ -551,10 +560,28 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         target: opts.target.as_target(),
         direct_output: direct_allowed && !opts.no_follow && berth_tty::can_reopen_private(stdout),
         direct_input: direct_allowed && !opts.read_only && read_stdin,
+        direct_keys: None,
     };
+    let key_bytes = opts.keys.as_ref().map_or(&[][..], |k| k.bytes());
+    if hello.direct_output
+        && hello.direct_input
+        && std::env::var_os(CLIENT_KEYS_ENV).is_none()
+        && berth_tty::can_reopen_private(stdin)
+        && in_foreground(stdin)
+        && key_bytes.len() <= usize::from(u8::MAX)
+    {
+        hello.direct_keys = Some(KeyScan {
+            detach_keys: key_bytes,
+            hold_ms: opts.detach_timeout.map_or(0, |d| {
+                u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+            }),
+        });
+    }
     let direct_input_asked = hello.direct_input;
-    if hello.direct_output {
-        send_frame_with_fd(sock.as_fd(), &Frame::Hello(hello), stdout)?;
+    if hello.direct_keys.is_some() {
+        send_frame_with_fds(sock.as_fd(), &Frame::Hello(hello), &[stdout, stdin])?;
+    } else if hello.direct_output {
+        send_frame_with_fds(sock.as_fd(), &Frame::Hello(hello), &[stdout])?;
     } else {
         send_frame(sock.as_fd(), &Frame::Hello(hello))?;
     }
@@ -659,12 +686,17 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                 Frame::Attached {
                                     direct_output,
                                     direct_input,
+                                    direct_keys,
                                     ..
                                 } => {
                                     attached = true;
                                     direct = direct_output;
                                     if direct_input {
                                         input.master = passed;
+                                    }
+                                    if direct_keys {
+                                        // The monitor reads our input: we never do.
+                                        stdin_open = false;
                                     }
                                     if stdin_open && !stdin_watched {
                                         match watch_stdin(&ep, stdin) {
@@ -703,6 +735,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                     let _ = epoll::delete(&ep, &sock);
                                     hello.direct_output = false;
                                     hello.direct_input = false;
+                                    hello.direct_keys = None;
                                     let again = connect(root, id).and_then(|s| {
                                         send_frame(s.as_fd(), &Frame::Hello(hello))?;
                                         epoll::add(
@@ -845,6 +878,23 @@ const DETACH_WAIT: Duration = Duration::from_secs(2);
 /// output and input" in the module docs).
 pub(crate) const FRAMED_ENV: &str = "BERTH_ATTACH_FRAMED";
 
+/// Set (to anything) to read the keys here and write them to the master, instead of letting
+/// the monitor read them (see "Direct output and input" in the module docs).
+pub(crate) const CLIENT_KEYS_ENV: &str = "BERTH_ATTACH_CLIENT_KEYS";
+
+/// Whether reading `stdin` takes nothing from a shell: it is not a terminal, or not our
+/// controlling terminal, or we are its foreground process group. (The monitor reads it with
+/// none of the job-control checks a background reader of its terminal would meet.)
+fn in_foreground(stdin: BorrowedFd<'_>) -> bool {
+    if !rustix::termios::isatty(stdin) {
+        return true;
+    }
+    match rustix::termios::tcgetpgrp(stdin) {
+        Ok(pgrp) => pgrp == rustix::process::getpgrp(),
+        Err(_) => true,
+    }
+}
+
 /// Adds stdin to the epoll set; `Ok(true)` when it is a file (epoll refuses those: they are
 /// always readable).
 fn watch_stdin(ep: &OwnedFd, stdin: BorrowedFd<'_>) -> anyhow::Result<bool> {
@@ -916,18 +966,17 @@ fn stop_reading(ep: &OwnedFd, stdin: BorrowedFd<'_>, open: &mut bool, file: bool
     *open = false;
 }
 
-/// Sends `f` with `fd` attached (`SCM_RIGHTS`).
-fn send_frame_with_fd(
+/// Sends `f` with `fds` attached (`SCM_RIGHTS`, at most two).
+fn send_frame_with_fds(
     sock: BorrowedFd<'_>,
     f: &Frame<'_>,
-    fd: BorrowedFd<'_>,
+    fds: &[BorrowedFd<'_>],
 ) -> anyhow::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage};
     let bytes = f.to_vec()?;
-    let fds = [fd];
-    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
         bail!("sendmsg: no room for the descriptor");
     }
     let iov = [std::io::IoSlice::new(&bytes)];

@@ -24,13 +24,19 @@
 //! written, so `ReplayEnd`, `Exit` and `Detached` never overtake it. On the way out the
 //! terminal gets [`berth_proto::terminal_reset`] and the descriptor is closed; if writing to it
 //! fails (the reader went away), the client is told `Detached` and closed.
+//!
+//! # Direct keys
+//! A client that also handed over its input ([`DirectKeys`]) has its keys read by the monitor:
+//! they go through the client's detach-key [`Scanner`] into the terminal's input queue, and
+//! the detach keys end the session as a `Detach` frame would. The monitor stops reading them
+//! as soon as the session ends for that client (exit, detach, takeover, error).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 
 use berth_proto::frame::{MAX_DATA, MAX_OUTPUT_DATA, output_header};
-use berth_proto::{ErrorCode, Flow, Frame, ReplayKind, Role};
+use berth_proto::{ErrorCode, Flow, Frame, ReplayKind, Role, Scanner};
 use berth_tty::Winsize;
 use rustix::io::Errno;
 
@@ -90,6 +96,52 @@ pub struct DirectOut {
     pub armed: bool,
 }
 
+/// The input descriptor a client handed over with a `Hello` asking for direct keys: the
+/// monitor reads the keys, scans them for the client's detach keys, and writes the rest to the
+/// terminal (as tmux's server reads its clients' terminals).
+#[derive(Debug)]
+pub struct DirectKeys {
+    /// A private, non-blocking description of the client's terminal or pipe.
+    pub fd: OwnedFd,
+    /// Finds the detach keys.
+    pub scanner: Scanner,
+    /// How long a partial match is held (seconds; `None`: until the next key).
+    pub hold: Option<f64>,
+    /// When the partial match now held began (monotonic seconds).
+    pub held_since: Option<f64>,
+    /// Not read while its terminal's input queue is full (`EPOLLIN` off).
+    pub paused: bool,
+}
+
+impl DirectKeys {
+    /// When the held partial match is typed after all, if one is held and has a limit.
+    pub fn due(&self) -> Option<f64> {
+        Some(self.held_since? + self.hold?)
+    }
+}
+
+/// How a client's input reaches its terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPath {
+    /// `Stdin` frames.
+    Frames,
+    /// The client writes to a dup of the master.
+    Master,
+    /// The monitor reads the client's input itself ([`DirectKeys`]).
+    Keys,
+}
+
+impl InputPath {
+    /// Its name in `berth sessions`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputPath::Frames => "frames",
+            InputPath::Master => "master",
+            InputPath::Keys => "monitor",
+        }
+    }
+}
+
 /// An attach-socket connection.
 #[derive(Debug)]
 pub struct Client {
@@ -143,6 +195,10 @@ pub struct Client {
     pub input_bytes: u64,
     /// Its output descriptor, when the monitor writes its output directly.
     pub out: Option<DirectOut>,
+    /// Its input descriptor, while the monitor reads its keys.
+    pub keys: Option<DirectKeys>,
+    /// How its input arrives.
+    pub input: InputPath,
 }
 
 /// What [`pump`] ended with.
@@ -186,6 +242,8 @@ impl Client {
             skips: 0,
             input_bytes: 0,
             out: None,
+            keys: None,
+            input: InputPath::Frames,
         }
     }
 
@@ -218,6 +276,7 @@ impl Client {
 
     /// Queues a final error and marks the client for closing.
     pub fn fail(&mut self, code: ErrorCode, message: &str) {
+        self.keys = None;
         self.error(code, message);
         self.close_when_flushed = true;
         self.state = State::Closing;
@@ -237,6 +296,8 @@ impl Client {
     /// the descriptor (which leaves epoll with it: the description is the monitor's own).
     /// `alternate`: the program is on the alternate screen.
     pub fn release_output(&mut self, alternate: bool, detached: bool) {
+        // The session is over for this client: the keys typed from now on are not ours.
+        self.keys = None;
         if let Some(out) = self.out.take() {
             if out.tty {
                 let reset = berth_proto::terminal_reset(alternate, detached);
@@ -253,6 +314,7 @@ impl Client {
             self.release_output(term.screen.alternate(), detached);
         }
         self.out = None;
+        self.keys = None;
     }
 
     /// The output descriptor failed (its reader went away): the client is told `Detached`
@@ -260,6 +322,7 @@ impl Client {
     fn output_gone(&mut self, e: Errno) {
         log::debug!("client {}: its output descriptor failed: {e}", self.id);
         self.out = None;
+        self.keys = None;
         self.queue(&Frame::Detached);
         self.close_when_flushed = true;
         self.state = State::Closing;

@@ -40,14 +40,16 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use berth_proto::{ErrorCode, ExitCode, Frame, Hello, ReplayKind, Role, Start, Target};
+use berth_proto::{
+    DetachKeys, ErrorCode, ExitCode, Frame, Hello, ReplayKind, Role, Scan, Scanner, Start, Target,
+};
 use berth_sys::signal::{SigSet, SignalFd};
 use berth_tty::{ConsoleListener, PollingWait, Winsize};
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::client::{self, Client, DirectOut, Phase, Pumped, State};
+use crate::client::{self, Client, DirectKeys, DirectOut, InputPath, Phase, Pumped, State};
 use crate::clock;
 use crate::config::{Config, Settings, SizePolicy, TTY_MAX};
 use crate::error::MonitorError;
@@ -83,6 +85,8 @@ const COALESCE_SECS: f64 = 0.004;
 /// The read buffer for masters and client packets: above glibc's mmap threshold (128 KiB), so
 /// it is mapped on demand and an idle monitor never touches most of it.
 const SCRATCH: usize = 128 * 1024;
+/// The most bytes of a client's keys read at once (the terminal's input queue takes them).
+const KEYS_READ: usize = 4096;
 
 const T_SIGNAL: u64 = 1;
 const T_ATTACH: u64 = 2;
@@ -92,6 +96,7 @@ const T_MASTER: u64 = 5;
 const T_CLIENT: u64 = 6;
 const T_EXEC_LISTEN: u64 = 7;
 const T_CLIENT_OUT: u64 = 8;
+const T_CLIENT_KEYS: u64 = 9;
 
 fn token(kind: u64, n: u64) -> EventData {
     EventData::new_u64(kind << 32 | n)
@@ -300,9 +305,13 @@ fn exit_of(status: rustix::process::WaitStatus) -> Option<ExitCode> {
     }
 }
 
-/// Whether `bytes` is a `Hello` that asks for direct output (and so may bring a descriptor).
-fn hello_wants_fd(bytes: &[u8]) -> bool {
-    matches!(Frame::decode(bytes), Ok(Frame::Hello(h)) if h.direct_output)
+/// How many descriptors `bytes` may bring: a `Hello` asking for direct output one (its
+/// output), and for direct keys too two (then its input); anything else none.
+fn hello_fds(bytes: &[u8]) -> usize {
+    match Frame::decode(bytes) {
+        Ok(Frame::Hello(h)) if h.direct_output => 1 + usize::from(h.direct_keys.is_some()),
+        _ => 0,
+    }
 }
 
 fn client_events(c: &Client) -> EventFlags {
@@ -684,6 +693,9 @@ impl Monitor {
             if let State::Handshake { deadline } = c.state {
                 at(deadline);
             }
+            if let Some(d) = c.keys.as_ref().and_then(|k| k.due()) {
+                at(d);
+            }
         }
         for t in self.terms.iter().flatten() {
             if let Some(since) = t.cri_partial_since {
@@ -736,6 +748,7 @@ impl Monitor {
                 }
             }
             T_CLIENT => self.on_client(n, flags),
+            T_CLIENT_KEYS => self.on_client_keys(n),
             T_CLIENT_OUT => {
                 if let Some(c) = self.clients.get_mut(&n) {
                     if let Some(out) = c.out.as_mut() {
@@ -1209,20 +1222,24 @@ impl Monitor {
                         true
                     }
                     Ok(mut r) => {
-                        // Only a hello asking for direct output may bring a descriptor.
+                        // Only a hello asking for direct output (and keys) may bring
+                        // descriptors, as many as it asks for.
                         let handshake = matches!(c.state, State::Handshake { .. });
-                        let fd = match (r.recv, r.fd.take()) {
-                            (sock::Recv::Packet(n), Some(fd))
-                                if handshake && hello_wants_fd(&buf[..n]) =>
-                            {
-                                Some(fd)
+                        let mut fds = std::mem::take(&mut r.fds);
+                        let wanted = match r.recv {
+                            sock::Recv::Packet(n) if handshake && !fds.is_empty() => {
+                                hello_fds(&buf[..n])
                             }
-                            (_, Some(_)) => {
-                                r.fds_closed += 1;
-                                None
-                            }
-                            _ => None,
+                            _ => 0,
                         };
+                        if fds.len() > wanted {
+                            r.fds_closed += fds.len() - wanted;
+                            fds.truncate(wanted);
+                        }
+                        if fds.len() < wanted {
+                            // Asked for more than came: none is used.
+                            fds.clear();
+                        }
                         if r.fds_closed > 0 || r.fds_truncated {
                             if let Some(c) = self.clients.get_mut(&id) {
                                 c.error(
@@ -1237,7 +1254,7 @@ impl Monitor {
                         }
                         match r.recv {
                             sock::Recv::Packet(n) => {
-                                self.on_frame(id, &buf[..n], fd);
+                                self.on_frame(id, &buf[..n], fds);
                                 false
                             }
                             sock::Recv::TooLarge(n) => {
@@ -1272,9 +1289,9 @@ impl Monitor {
         self.pump_client(id);
     }
 
-    /// Handles one frame; `fd` is the descriptor that came with a `Hello` asking for direct
-    /// output (see [`hello_wants_fd`]).
-    fn on_frame(&mut self, id: u32, bytes: &[u8], fd: Option<OwnedFd>) {
+    /// Handles one frame; `fds` are the descriptors that came with a `Hello` asking for
+    /// direct output and keys (see [`hello_fds`]).
+    fn on_frame(&mut self, id: u32, bytes: &[u8], fds: Vec<OwnedFd>) {
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -1290,7 +1307,11 @@ impl Monitor {
         };
         match state {
             State::Handshake { .. } => match frame {
-                Frame::Hello(h) => self.attach_client(id, &h, fd),
+                Frame::Hello(h) => {
+                    let mut fds = fds.into_iter();
+                    let out = fds.next();
+                    self.attach_client(id, &h, out, fds.next())
+                }
                 Frame::ListRequest => {
                     // One or more ClientList frames (concatenated by the client), then close.
                     let json = self.report_json();
@@ -1350,11 +1371,7 @@ impl Monitor {
         match frame {
             Frame::Stdin(data) => {
                 c.input_bytes += data.len() as u64;
-                if let Some(Some(t)) = self.terms.get_mut(ti) {
-                    t.queue_input(data);
-                    t.write_input();
-                }
-                self.update_input_pause(ti);
+                self.type_input(ti, data);
             }
             Frame::StdinEof => {
                 if let Some(Some(t)) = self.terms.get_mut(ti) {
@@ -1409,15 +1426,7 @@ impl Monitor {
                     ),
                 }
             }
-            Frame::Detach => {
-                if let Some(Some(t)) = self.terms.get_mut(ti) {
-                    c.end_output(t, true);
-                }
-                c.queue(&Frame::Detached);
-                c.close_when_flushed = true;
-                c.state = State::Closing;
-                self.detach_from_term(id, ti);
-            }
+            Frame::Detach => self.detach_client(id, ti),
             other => c.error(
                 ErrorCode::BadFrame,
                 &format!(
@@ -1428,7 +1437,116 @@ impl Monitor {
         }
     }
 
-    fn attach_client(&mut self, id: u32, h: &Hello<'_>, out_fd: Option<OwnedFd>) {
+    /// Writes `data` to terminal `ti` (through its input queue), pausing the typists when the
+    /// queue is full.
+    fn type_input(&mut self, ti: usize, data: &[u8]) {
+        if let Some(Some(t)) = self.terms.get_mut(ti) {
+            t.queue_input(data);
+            t.write_input();
+        }
+        self.update_input_pause(ti);
+    }
+
+    /// Client `id` leaves terminal `ti` at its own request (a `Detach` frame, its detach keys).
+    fn detach_client(&mut self, id: u32, ti: usize) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if let Some(Some(t)) = self.terms.get_mut(ti) {
+            c.end_output(t, true);
+        }
+        c.keys = None;
+        c.queue(&Frame::Detached);
+        c.close_when_flushed = true;
+        c.state = State::Closing;
+        self.detach_from_term(id, ti);
+    }
+
+    /// Reads the keys of a client whose input the monitor reads ([`DirectKeys`]): once per
+    /// turn, at most one buffer (the descriptor is level-triggered). Detach keys end its
+    /// session; the end of its input is the terminal's end of input (as a `StdinEof` frame).
+    fn on_client_keys(&mut self, id: u32) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let State::Attached { term: ti } = c.state else {
+            c.keys = None;
+            return;
+        };
+        let Some(k) = c.keys.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; KEYS_READ];
+        let got = loop {
+            match rustix::io::read(&k.fd, &mut buf) {
+                Err(Errno::INTR) => {}
+                r => break r,
+            }
+        };
+        let mut typed = Vec::new();
+        match got {
+            Err(Errno::AGAIN) => return,
+            Ok(0) | Err(_) => {
+                // End of input (a pipe's writers are gone; a terminal hung up: EIO).
+                k.scanner.flush(&mut typed);
+                c.keys = None;
+                c.input_bytes += typed.len() as u64;
+                if let Some(Some(t)) = self.terms.get_mut(ti) {
+                    t.queue_input(&typed);
+                    t.queue_eof();
+                    t.write_input();
+                }
+                self.update_input_pause(ti);
+            }
+            Ok(n) => {
+                let scan = k.scanner.feed(&buf[..n], &mut typed);
+                k.held_since = k.scanner.holding().then(clock::monotonic_secs);
+                c.input_bytes += typed.len() as u64;
+                self.type_input(ti, &typed);
+                if scan == Scan::Detach {
+                    self.detach_client(id, ti);
+                }
+            }
+        }
+        self.pump_client(id);
+    }
+
+    /// Types the held detach-key prefixes that waited their hold time.
+    fn release_held_keys(&mut self, now: f64) {
+        let due: Vec<(u32, usize)> = self
+            .clients
+            .values()
+            .filter(|c| {
+                c.keys
+                    .as_ref()
+                    .and_then(|k| k.due())
+                    .is_some_and(|d| d <= now)
+            })
+            .filter_map(|c| match c.state {
+                State::Attached { term } => Some((c.id, term)),
+                _ => None,
+            })
+            .collect();
+        for (id, ti) in due {
+            let mut typed = Vec::new();
+            if let Some(k) = self.clients.get_mut(&id).and_then(|c| c.keys.as_mut()) {
+                k.scanner.flush(&mut typed);
+                k.held_since = None;
+            }
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.input_bytes += typed.len() as u64;
+            }
+            self.type_input(ti, &typed);
+        }
+    }
+
+    fn attach_client(
+        &mut self,
+        id: u32,
+        h: &Hello<'_>,
+        out_fd: Option<OwnedFd>,
+        in_fd: Option<OwnedFd>,
+    ) {
         let Some(ti) = self.term_index(&h.target) else {
             let msg = match h.target {
                 Target::Exec(name) => format!(
@@ -1547,15 +1665,48 @@ impl Monitor {
                 ),
             }
         }
+        // Direct keys: with direct output taken, the monitor reads a read-write client's
+        // input itself (a private non-blocking description of it), read from the next turn on.
+        if let (Some(scan), Some(fd), true, Role::ReadWrite) =
+            (h.direct_keys, in_fd, c.out.is_some(), h.role)
+        {
+            match berth_tty::reopen_private(fd.as_fd(), false) {
+                Some(own) => {
+                    let ep = self.epoll.as_ref().expect("epoll exists while running");
+                    let registered = epoll::add(
+                        ep,
+                        &own,
+                        token(T_CLIENT_KEYS, u64::from(id)),
+                        EventFlags::IN,
+                    );
+                    if registered.is_ok() {
+                        c.keys = Some(DirectKeys {
+                            fd: own,
+                            scanner: Scanner::new(DetachKeys::from_bytes(scan.detach_keys)),
+                            hold: (scan.hold_ms > 0).then(|| f64::from(scan.hold_ms) / 1000.0),
+                            held_since: None,
+                            paused: false,
+                        });
+                        c.input = InputPath::Keys;
+                    }
+                }
+                None => log::debug!(
+                    "client {id}: its input is neither a terminal nor a pipe: it reads it"
+                ),
+            }
+        }
         // Direct input: a read-write client gets the master itself and writes its input there
         // (it never reads it); its `Stdin` frames would still be served.
-        let master = if h.direct_input && h.role == Role::ReadWrite {
+        let master = if h.direct_input && h.role == Role::ReadWrite && c.keys.is_none() {
             t.master
                 .as_ref()
                 .and_then(|m| rustix::io::fcntl_dupfd_cloexec(m, 3).ok())
         } else {
             None
         };
+        if master.is_some() {
+            c.input = InputPath::Master;
+        }
         c.queue_with_fd(
             &Frame::Attached {
                 client: id,
@@ -1564,6 +1715,7 @@ impl Monitor {
                 cols: t.size.cols,
                 direct_output: c.out.is_some(),
                 direct_input: master.is_some(),
+                direct_keys: c.keys.is_some(),
                 session: &t.name,
             },
             master,
@@ -1677,12 +1829,13 @@ impl Monitor {
             let got = sock::recv_frame(c.fd.as_fd(), &mut buf[..sock::RECV_BUF]);
             if let Ok(sock::Received {
                 recv: sock::Recv::Packet(n),
-                fd: None,
+                fds,
                 fds_closed: 0,
                 fds_truncated: false,
             }) = got
+                && fds.is_empty()
             {
-                self.on_frame(id, &buf[..n], None);
+                self.on_frame(id, &buf[..n], Vec::new());
                 self.recv_buf = buf;
             } else {
                 self.recv_buf = buf;
@@ -1767,6 +1920,23 @@ impl Monitor {
         for id in ids {
             if let Some(c) = self.clients.get_mut(&id) {
                 let pause = full && c.role == Role::ReadWrite;
+                if let Some(k) = c.keys.as_mut().filter(|k| k.paused != pause) {
+                    let interest = if pause {
+                        EventFlags::empty()
+                    } else {
+                        EventFlags::IN
+                    };
+                    if epoll::modify(
+                        epoll_fd,
+                        &k.fd,
+                        token(T_CLIENT_KEYS, u64::from(id)),
+                        interest,
+                    )
+                    .is_ok()
+                    {
+                        k.paused = pause;
+                    }
+                }
                 if c.in_paused != pause {
                     c.in_paused = pause;
                     let _ = epoll::modify(
@@ -2109,6 +2279,7 @@ impl Monitor {
                             "skips": c.skips,
                             "input_bytes": c.input_bytes,
                             "output": if c.out.is_some() { "direct" } else { "frames" },
+                            "input": c.input.name(),
                         })
                     })
                     .collect();
@@ -2223,6 +2394,7 @@ impl Monitor {
             }
         }
         // Deadlines.
+        self.release_held_keys(now);
         let expired: Vec<u32> = self
             .clients
             .values()

@@ -4,9 +4,10 @@
 //!
 //! Receive ([`recv_frame`]): one `recvmsg` with `MSG_TRUNC` (the real length of an oversized
 //! packet comes back, so it can be reported) and `MSG_CMSG_CLOEXEC`, into a buffer one byte
-//! larger than [`berth_proto::MAX_FRAME`]. The first file descriptor that came with the packet
-//! is handed back with it (only a `Hello` asking for direct output may carry one; the monitor
-//! closes it otherwise), any others are closed at once; `MSG_CTRUNC` means the kernel discarded
+//! larger than [`berth_proto::MAX_FRAME`]. The first two file descriptors that came with the
+//! packet are handed back with it (only a `Hello` asking for direct output may carry one, and
+//! one asking for direct keys too a second; the monitor closes them otherwise), any others are
+//! closed at once; `MSG_CTRUNC` means the kernel discarded
 //! more of them, which it closes itself. Both are reported so the monitor can tell the client.
 
 use std::io::{IoSlice, IoSliceMut};
@@ -101,14 +102,17 @@ pub enum Recv {
     Closed,
 }
 
+/// The most descriptors [`recv_frame`] keeps from one packet (a client's output and input).
+pub const FDS_KEPT: usize = 2;
+
 /// The result of [`recv_frame`]: what arrived, and how many unwanted fds came with it.
 #[derive(Debug)]
 pub struct Received {
     /// The packet.
     pub recv: Recv,
-    /// The first file descriptor that came with it.
-    pub fd: Option<OwnedFd>,
-    /// File descriptors that came with it after the first, all closed already.
+    /// The first [`FDS_KEPT`] file descriptors that came with it, in order.
+    pub fds: Vec<OwnedFd>,
+    /// File descriptors that came with it after those, all closed already.
     pub fds_closed: usize,
     /// The kernel discarded further descriptors (`MSG_CTRUNC`).
     pub fds_truncated: bool,
@@ -131,7 +135,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
             Err(Errno::AGAIN) => {
                 return Ok(Received {
                     recv: Recv::WouldBlock,
-                    fd: None,
+                    fds: Vec::new(),
                     fds_closed: 0,
                     fds_truncated: false,
                 });
@@ -139,7 +143,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
             Err(Errno::CONNRESET) => {
                 return Ok(Received {
                     recv: Recv::Closed,
-                    fd: None,
+                    fds: Vec::new(),
                     fds_closed: 0,
                     fds_truncated: false,
                 });
@@ -148,12 +152,12 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
         }
     };
     let mut fds_closed = 0;
-    let mut first = None;
+    let mut kept = Vec::new();
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = m {
             for fd in fds {
-                if first.is_none() {
-                    first = Some(fd);
+                if kept.len() < FDS_KEPT {
+                    kept.push(fd);
                     continue;
                 }
                 drop(fd);
@@ -165,7 +169,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
     let recv = if msg.bytes == 0 && !msg.flags.contains(ReturnFlags::TRUNC) {
         // Zero bytes: end of stream, or a zero-length packet from a live peer. Only the first
         // leaves the socket hung up.
-        if fds_closed == 0 && first.is_none() && hung_up(fd) {
+        if fds_closed == 0 && kept.is_empty() && hung_up(fd) {
             Recv::Closed
         } else {
             Recv::Packet(0)
@@ -177,7 +181,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno>
     };
     Ok(Received {
         recv,
-        fd: first,
+        fds: kept,
         fds_closed,
         fds_truncated,
     })

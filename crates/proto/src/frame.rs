@@ -9,7 +9,7 @@
 //!
 //! | type | frame | fields after the type byte |
 //! |---|---|---|
-//! | `0x01` | `Hello` | version u8, role u8, flags u8, flow u8, queue limit u32, rows u16, cols u16, start kind u8, start value u64, target kind u8, tty u16, exec name (rest) |
+//! | `0x01` | `Hello` | version u8, role u8, flags u8, flow u8, queue limit u32, rows u16, cols u16, start kind u8, start value u64, [with flag bit 5: detach keys length u8, detach keys, hold ms u32,] target kind u8, tty u16, exec name (rest) |
 //! | `0x02` | `Stdin` | bytes (rest) |
 //! | `0x03` | `Resize` | rows u16, cols u16 |
 //! | `0x04` | `Signal` | signal u32 |
@@ -37,10 +37,17 @@
 //! bit 3 `direct-output` (the client's output file descriptor comes with the frame, one
 //! `SCM_RIGHTS` descriptor: the monitor may write the output to it itself instead of sending
 //! `Output` and `Repaint` frames), bit 4 `direct-input` (a read-write client asks for the
-//! terminal's master, to write its input there itself); other bits must be 0. Attached flags:
+//! terminal's master, to write its input there itself), bit 5 `direct-keys` (only with
+//! `direct-output`: the client's input descriptor comes with the frame as a second
+//! `SCM_RIGHTS` descriptor, after the output's; the monitor may read the keys from it itself,
+//! scan them for the detach keys the frame carries, holding a partial match for at most
+//! the frame's hold time (0: until the next key), and write the rest to the terminal);
+//! other bits must be 0. Attached flags:
 //! bit 0 `direct-output` (the monitor took the descriptor: no `Output`/`Repaint` frames follow,
 //! and the monitor writes the terminal's reset on the way out), bit 1 `direct-input` (the
-//! terminal's master comes with the frame, one `SCM_RIGHTS` descriptor); other bits must be 0. A size of 0x0 means "no size"; a size with exactly one zero dimension is
+//! terminal's master comes with the frame, one `SCM_RIGHTS` descriptor), bit 2 `direct-keys`
+//! (the monitor reads the client's input: the client reads none and sends no `Stdin`; the
+//! detach keys end the session with `Detached`); other bits must be 0. A size of 0x0 means "no size"; a size with exactly one zero dimension is
 //! rejected by the monitor, never applied.
 
 use std::fmt;
@@ -88,10 +95,16 @@ const FLAG_FORCE: u8 = 2;
 const FLAG_NO_FOLLOW: u8 = 4;
 const FLAG_DIRECT_OUTPUT: u8 = 8;
 const FLAG_DIRECT_INPUT: u8 = 16;
-const FLAGS_KNOWN: u8 =
-    FLAG_IGNORE_SIZE | FLAG_FORCE | FLAG_NO_FOLLOW | FLAG_DIRECT_OUTPUT | FLAG_DIRECT_INPUT;
+const FLAG_DIRECT_KEYS: u8 = 32;
+const FLAGS_KNOWN: u8 = FLAG_IGNORE_SIZE
+    | FLAG_FORCE
+    | FLAG_NO_FOLLOW
+    | FLAG_DIRECT_OUTPUT
+    | FLAG_DIRECT_INPUT
+    | FLAG_DIRECT_KEYS;
 const ATTACHED_DIRECT_OUTPUT: u8 = 1;
 const ATTACHED_DIRECT_INPUT: u8 = 2;
+const ATTACHED_DIRECT_KEYS: u8 = 4;
 
 /// What an attached client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,6 +180,9 @@ pub struct Hello<'a> {
     /// A read-write client asks for the terminal's master, to write its input there itself
     /// (see [`Frame::Attached`]'s `direct_input`).
     pub direct_input: bool,
+    /// With `direct_output`: the client's input descriptor comes with the frame too, and the
+    /// monitor may read the keys itself (see [`Frame::Attached`]'s `direct_keys`).
+    pub direct_keys: Option<KeyScan<'a>>,
     /// What to do when it falls behind.
     pub flow: Flow,
     /// How far (bytes) it may fall behind before `flow` applies; 0 = the monitor's default.
@@ -188,6 +204,7 @@ impl Default for Hello<'_> {
             no_follow: false,
             direct_output: false,
             direct_input: false,
+            direct_keys: None,
             flow: Flow::SkipToRepaint,
             queue_limit: 0,
             size: None,
@@ -195,6 +212,16 @@ impl Default for Hello<'_> {
             target: Target::Console,
         }
     }
+}
+
+/// How the monitor scans the keys it reads for a client (`Hello`'s `direct_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyScan<'a> {
+    /// The detach sequence (empty: none; at most 255 bytes).
+    pub detach_keys: &'a [u8],
+    /// How long a partial match is held before it is typed after all, in milliseconds (0:
+    /// until the next key).
+    pub hold_ms: u32,
 }
 
 /// What a replay consists of.
@@ -340,6 +367,9 @@ pub enum Frame<'a> {
         /// The terminal's master comes with this frame (`SCM_RIGHTS`): the client writes its
         /// input there and sends no `Stdin` frames.
         direct_input: bool,
+        /// The monitor reads this client's input from the descriptor that came with `Hello`
+        /// and scans it for the detach keys: the client reads none and sends no `Stdin`.
+        direct_keys: bool,
         /// The session's name (`console`, `tty1`, or the exec session's name).
         session: &'a str,
     },
@@ -513,7 +543,7 @@ pub enum EncodeError {
         len: usize,
     },
     /// A list item or list is longer than its 16-bit length field allows.
-    #[error("{frame} frame: field {field} is too long ({len} > 65535)")]
+    #[error("{frame} frame: field {field} is too long ({len} > {max})")]
     FieldTooLong {
         /// The frame.
         frame: &'static str,
@@ -521,6 +551,8 @@ pub enum EncodeError {
         field: &'static str,
         /// Its length.
         len: usize,
+        /// The most its length field allows.
+        max: usize,
     },
 }
 
@@ -585,6 +617,7 @@ fn put_list(
         frame,
         field,
         len: items.len(),
+        max: 65535,
     })?;
     out.extend_from_slice(&count.to_be_bytes());
     for s in items {
@@ -592,6 +625,7 @@ fn put_list(
             frame,
             field,
             len: s.len(),
+            max: 65535,
         })?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -645,6 +679,9 @@ impl Frame<'_> {
                 if h.direct_input {
                     flags |= FLAG_DIRECT_INPUT;
                 }
+                if h.direct_keys.is_some() {
+                    flags |= FLAG_DIRECT_KEYS;
+                }
                 out.push(flags);
                 out.push(flow_byte(h.flow));
                 out.extend_from_slice(&h.queue_limit.to_be_bytes());
@@ -654,6 +691,19 @@ impl Frame<'_> {
                 let (kind, value) = start_fields(h.start);
                 out.push(kind);
                 out.extend_from_slice(&value.to_be_bytes());
+                if let Some(k) = h.direct_keys {
+                    let len = u8::try_from(k.detach_keys.len()).map_err(|_| {
+                        EncodeError::FieldTooLong {
+                            frame: "hello",
+                            field: "detach-keys",
+                            len: k.detach_keys.len(),
+                            max: 255,
+                        }
+                    })?;
+                    out.push(len);
+                    out.extend_from_slice(k.detach_keys);
+                    out.extend_from_slice(&k.hold_ms.to_be_bytes());
+                }
                 put_target(out, &h.target);
             }
             Frame::Stdin(d) => {
@@ -696,6 +746,7 @@ impl Frame<'_> {
                 cols,
                 direct_output,
                 direct_input,
+                direct_keys,
                 session,
             } => {
                 out.push(ty::ATTACHED);
@@ -709,6 +760,9 @@ impl Frame<'_> {
                 }
                 if *direct_input {
                     flags |= ATTACHED_DIRECT_INPUT;
+                }
+                if *direct_keys {
+                    flags |= ATTACHED_DIRECT_KEYS;
                 }
                 out.push(flags);
                 out.extend_from_slice(session.as_bytes());
@@ -958,7 +1012,9 @@ impl<'a> Frame<'a> {
                     v => return Err(r.bad("role", u64::from(v))),
                 };
                 let flags = r.u8("flags")?;
-                if flags & !FLAGS_KNOWN != 0 {
+                if flags & !FLAGS_KNOWN != 0
+                    || (flags & FLAG_DIRECT_KEYS != 0 && flags & FLAG_DIRECT_OUTPUT == 0)
+                {
                     return Err(r.bad("flags", u64::from(flags)));
                 }
                 let flow = match r.u8("flow")? {
@@ -980,6 +1036,16 @@ impl<'a> Frame<'a> {
                     3 => Start::TailLines(value),
                     k => return Err(r.bad("start", u64::from(k))),
                 };
+                let direct_keys = if flags & FLAG_DIRECT_KEYS != 0 {
+                    let len = r.u8("detach-keys")?;
+                    let detach_keys = r.take(usize::from(len), "detach-keys")?;
+                    Some(KeyScan {
+                        detach_keys,
+                        hold_ms: r.u32("hold-ms")?,
+                    })
+                } else {
+                    None
+                };
                 let target = r.target()?;
                 Frame::Hello(Hello {
                     role,
@@ -988,6 +1054,7 @@ impl<'a> Frame<'a> {
                     no_follow: flags & FLAG_NO_FOLLOW != 0,
                     direct_output: flags & FLAG_DIRECT_OUTPUT != 0,
                     direct_input: flags & FLAG_DIRECT_INPUT != 0,
+                    direct_keys,
                     flow,
                     queue_limit,
                     size: if rows == 0 && cols == 0 {
@@ -1029,7 +1096,9 @@ impl<'a> Frame<'a> {
                 let rows = r.u16("rows")?;
                 let cols = r.u16("cols")?;
                 let flags = r.u8("flags")?;
-                if flags & !(ATTACHED_DIRECT_OUTPUT | ATTACHED_DIRECT_INPUT) != 0 {
+                if flags & !(ATTACHED_DIRECT_OUTPUT | ATTACHED_DIRECT_INPUT | ATTACHED_DIRECT_KEYS)
+                    != 0
+                {
                     return Err(r.bad("flags", u64::from(flags)));
                 }
                 Frame::Attached {
@@ -1039,6 +1108,7 @@ impl<'a> Frame<'a> {
                     cols,
                     direct_output: flags & ATTACHED_DIRECT_OUTPUT != 0,
                     direct_input: flags & ATTACHED_DIRECT_INPUT != 0,
+                    direct_keys: flags & ATTACHED_DIRECT_KEYS != 0,
                     session: r.rest_str("session")?,
                 }
             }
@@ -1147,11 +1217,23 @@ mod tests {
                 no_follow: true,
                 direct_output: true,
                 direct_input: true,
+                direct_keys: Some(KeyScan {
+                    detach_keys: b"\x10\x11",
+                    hold_ms: 1000,
+                }),
                 flow: Flow::CatchUp,
                 queue_limit: 12345,
                 size: Some((24, 80)),
                 start: Start::Offset(1 << 40),
                 target: Target::Exec("7"),
+            }),
+            Frame::Hello(Hello {
+                direct_output: true,
+                direct_keys: Some(KeyScan {
+                    detach_keys: b"",
+                    hold_ms: 0,
+                }),
+                ..Hello::default()
             }),
             Frame::Hello(Hello {
                 start: Start::TailLines(10),
@@ -1186,6 +1268,7 @@ mod tests {
                 cols: 80,
                 direct_output: false,
                 direct_input: false,
+                direct_keys: false,
                 session: "console",
             },
             Frame::Attached {
@@ -1195,6 +1278,7 @@ mod tests {
                 cols: 1,
                 direct_output: true,
                 direct_input: true,
+                direct_keys: true,
                 session: "7",
             },
             Frame::Output {
@@ -1231,6 +1315,41 @@ mod tests {
                 session: "1",
             },
         ]
+    }
+
+    #[test]
+    fn direct_keys_need_direct_output_and_fit_their_length_field() {
+        let h = Hello {
+            direct_output: true,
+            direct_keys: Some(KeyScan {
+                detach_keys: b"\x01q",
+                hold_ms: 7,
+            }),
+            ..Hello::default()
+        };
+        let mut bytes = Frame::Hello(h).to_vec().expect("encode");
+        assert_eq!(bytes[3], FLAG_DIRECT_OUTPUT | FLAG_DIRECT_KEYS);
+        // The keys sit between the start value and the target.
+        assert_eq!(&bytes[22..29], &[2, 1, b'q', 0, 0, 0, 7]);
+        bytes[3] = FLAG_DIRECT_KEYS;
+        assert!(matches!(
+            Frame::decode(&bytes),
+            Err(DecodeError::BadValue { field: "flags", .. })
+        ));
+        let long = vec![b'x'; 256];
+        let h = Hello {
+            direct_output: true,
+            direct_keys: Some(KeyScan {
+                detach_keys: &long,
+                hold_ms: 0,
+            }),
+            ..Hello::default()
+        };
+        let e = Frame::Hello(h).to_vec().expect_err("256 keys");
+        assert_eq!(
+            e.to_string(),
+            "hello frame: field detach-keys is too long (256 > 255)"
+        );
     }
 
     #[test]

@@ -35,15 +35,20 @@
 //! `Detached`, `Takeover`) the monitor writes [`terminal_reset`] to a terminal first. A
 //! read-write client may also ask for the terminal's master (`direct_input`): it comes with
 //! `Attached`, and the client writes its input there instead of sending `Stdin` frames (it
-//! never reads it; the output stays the monitor's). A client of another uid never gets this far
-//! (`SO_PEERCRED`), and any descriptor that comes with another frame is closed.
+//! never reads it; the output stays the monitor's). Or, with `direct_keys`, it sends its input
+//! descriptor too (after the output's) with its detach keys, and the monitor reads the keys
+//! itself (as tmux's server reads its clients' terminals), scans them with the same
+//! [`Scanner`], and writes the rest to the terminal: then neither direction of a keystroke's
+//! round trip crosses the client, which only ends the session, forwards signals and sizes. A
+//! client of another uid never gets this far (`SO_PEERCRED`), and any descriptor that comes with
+//! another frame is closed.
 
 pub mod frame;
 pub mod keys;
 
 pub use frame::{
-    DecodeError, EncodeError, ErrorCode, ExitCode, Flow, Frame, Hello, MAX_FRAME, ReplayKind, Role,
-    Start, Target,
+    DecodeError, EncodeError, ErrorCode, ExitCode, Flow, Frame, Hello, KeyScan, MAX_FRAME,
+    ReplayKind, Role, Start, Target,
 };
 pub use keys::{DetachKeys, KeysError, Scan, Scanner};
 

@@ -53,19 +53,47 @@ fn attach_repaints_at_once_then_detach_with_ctrl_p_ctrl_q_and_reattach() {
 }
 
 #[test]
-fn custom_detach_keys_doubled_prefix_and_held_prefix_timeout() {
+fn custom_detach_keys_doubled_prefix_and_held_prefix_timeout_read_by_the_monitor() {
+    custom_detach_keys(false);
+}
+
+#[test]
+fn custom_detach_keys_doubled_prefix_and_held_prefix_timeout_read_by_the_client() {
+    custom_detach_keys(true);
+}
+
+/// The key semantics, with the keys read (and scanned) by the monitor (the default), or by
+/// the client (`BERTH_ATTACH_CLIENT_KEYS`, which writes them to the master).
+fn custom_detach_keys(client_reads: bool) {
     let m = Mon::new();
     let b = hexdump_bundle();
-    let id = m.rt.id("attach-keys");
+    let id = m.rt.id(if client_reads {
+        "attach-ckeys"
+    } else {
+        "attach-keys"
+    });
     m.start(&b, &id);
     m.wait_log(&id, "READY");
-    let (pty, client) = m.attach_pty(
+    let mut cmd = m.berth([
+        "attach",
+        "--detach-keys",
+        "ctrl-x,y",
+        "--detach-timeout",
+        "300",
         &id,
-        &["--detach-keys", "ctrl-x,y", "--detach-timeout", "300"],
-        24,
-        80,
-    );
+    ]);
+    if client_reads {
+        cmd = cmd.env("BERTH_ATTACH_CLIENT_KEYS", "1");
+    }
+    let (pty, client) = m.on_pty(cmd, 24, 80);
     expect(&pty, "READY");
+    // Whoever reads the keys is the one this test is about.
+    let clients = m.session(&id, "console")["clients"].clone();
+    assert_eq!(
+        clients[0]["input"],
+        if client_reads { "master" } else { "monitor" },
+        "{clients}"
+    );
     // a, the prefix typed twice (one ctrl-x reaches the container), b.
     typ(&pty, "a\x18\x18b");
     let seen = expect(&pty, "62");

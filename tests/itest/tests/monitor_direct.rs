@@ -1,6 +1,7 @@
 //! Direct output and input (the `attach` default, see `berth_proto`'s "Direct output"): the
-//! monitor writes a client's output to the client's own terminal or pipe, and a read-write
-//! client writes its keys to the terminal's master, so the client process is in neither path.
+//! monitor writes a client's output to the client's own terminal or pipe, and reads a
+//! read-write client's keys from it too (or, when the client reads them, the client writes them
+//! to the terminal's master), so the client process is in neither path.
 //! What must hold: the user's terminal is served through a description of the monitor's own
 //! (the one the user's shell shares never turns non-blocking, and a terminal nobody reads
 //! cannot block the monitor or stall the container), nothing reaches a terminal once
@@ -81,6 +82,15 @@ fn client_by_pid(m: &Mon, id: &str, pid: u32) -> Value {
     })
 }
 
+/// Bytes process `pid` has read so far (`rchar` of `/proc/PID/io`).
+fn rchar(pid: i32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rchar")
+}
+
 #[test]
 fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     let m = Mon::new();
@@ -91,9 +101,19 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     expect(&pty, "direct-42");
     let c = client_by_pid(&m, &id, client.pid());
     assert_eq!(c["output"], "direct", "{c}");
-    // Keys went to the master, not through the monitor.
-    assert_eq!(c["input_bytes"], 0, "{c}");
+    // The monitor read the keys.
+    assert_eq!(c["input"], "monitor", "{c}");
+    assert_eq!(c["input_bytes"], 22, "{c}");
     assert!(c["bytes"].as_u64().unwrap() > 0, "{c}");
+    // Five long lines typed and echoed: the client reads none of them (neither the keys
+    // nor their echo cross it).
+    let before = rchar(client.pid() as i32);
+    for i in 0..5 {
+        typ(&pty, &format!("echo {}-{i}\r", "k".repeat(400)));
+        expect(&pty, &format!("{}-{i}\r", "k".repeat(400)));
+    }
+    let read = rchar(client.pid() as i32) - before;
+    assert!(read < 400, "the client read {read} bytes meanwhile");
     // The description the client (and a shell) shares is untouched; the monitor writes
     // through one of its own, non-blocking, on the same terminal.
     let pid = client.pid() as i32;
@@ -110,18 +130,53 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     let mon = m.monitor_pid(&id);
     let tty = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap();
     let own = fds_on(mon, &tty);
+    // One to write the output, one to read the keys.
     assert_eq!(
         own.len(),
-        1,
+        2,
         "the monitor's descriptions of {tty:?}: {own:?}"
     );
-    assert_ne!(fd_flags(mon, own[0]) & O_NONBLOCK, 0);
+    for fd in own {
+        assert_ne!(fd_flags(mon, fd) & O_NONBLOCK, 0);
+    }
     typ(&pty, "\x10\x11");
     assert_eq!(wait_exit(client).code(), Some(0));
     // Detached: the monitor let go of the terminal.
     berth_itest::cmd::wait_until("the monitor closes the terminal", T, || {
         fds_on(mon, &tty).is_empty().then_some(())
     });
+}
+
+#[test]
+fn a_client_in_the_background_of_its_terminal_reads_its_own_keys() {
+    // The monitor reads a terminal with none of the job-control checks a background reader
+    // meets, so a client its shell put in the background (SIGTTOU ignored, so its raw mode
+    // does not stop it) must not hand it the keys the shell's foreground is typing.
+    let m = Mon::new();
+    let (_b, id) = shell_at_its_prompt(&m, "direct-bg");
+    let script = format!(
+        "trap '' TTOU; set -m; BERTH_MONITOR='{}' '{}' --root '{}' attach {id} & echo BG-$!; sleep 30",
+        monitor_support::monitor_bin().display(),
+        monitor_support::berth_bin().display(),
+        m.rt.root().display(),
+    );
+    let (pty, sh) = m.on_pty(
+        berth_itest::Cmd::new("/bin/sh").args(["-c", &script]),
+        24,
+        80,
+    );
+    expect(&pty, "BG-");
+    let c = berth_itest::cmd::wait_until("the background client in berth sessions", T, || {
+        clients(&m, &id).into_iter().next()
+    });
+    assert_eq!(c["input"], "master", "{c}");
+    assert_eq!(c["output"], "direct", "{c}");
+    sh.kill();
+    let pid = c["pid"].as_i64().unwrap() as i32;
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    );
 }
 
 #[test]
@@ -150,11 +205,11 @@ fn a_killed_client_s_terminal_gets_nothing_more() {
     expect(&gone, "/ #");
     let (stay, stay_client) = m.attach_pty(&id, &[], 24, 80);
     expect(&stay, "/ #");
-    // Each client: its connection and the monitor's description of its terminal.
-    assert_eq!(settled_fd_count(mon), baseline + 4);
+    // Each client: its connection and the monitor's two descriptions of its terminal.
+    assert_eq!(settled_fd_count(mon), baseline + 6);
     gone_client.kill();
     berth_itest::cmd::wait_until("the monitor drops the killed client", T, || {
-        (fd_count(mon) == baseline + 2).then_some(())
+        (fd_count(mon) == baseline + 3).then_some(())
     });
     let _ = gone.read_for(Duration::from_millis(100));
     typ(&stay, "echo after-$((2*50))\r");
@@ -421,8 +476,9 @@ for _ in range(int(sys.argv[2])):
 
 #[test]
 fn the_terminal_goes_only_to_a_monitor_of_the_client_s_uid() {
-    // Root's monitor: stdout with the hello, and both directions asked for (8 | 16).
-    assert_eq!(stand_in_monitor(0, 1, false), ["type=1 flags=24 fds=1"]);
+    // Root's monitor: stdout and stdin with the hello, output, input and keys asked for
+    // (8 | 16 | 32).
+    assert_eq!(stand_in_monitor(0, 1, false), ["type=1 flags=56 fds=2"]);
     // A monitor of another uid (an unprivileged user's container, attached by root): the
     // user controls that process, so root's terminal must not reach it.
     assert_eq!(stand_in_monitor(65534, 1, false), ["type=1 flags=0 fds=0"]);
@@ -463,7 +519,7 @@ fn a_monitor_that_refuses_direct_mode_gets_a_framed_hello() {
     // connects again and says hello without them.
     assert_eq!(
         stand_in_monitor(0, 2, true),
-        ["type=1 flags=24 fds=1", "type=1 flags=0 fds=0"]
+        ["type=1 flags=56 fds=2", "type=1 flags=0 fds=0"]
     );
 }
 
