@@ -317,6 +317,29 @@ struct Attached {
     pids: [u64; 2],
     times: Vec<f64>,
     cpu: f64,
+    /// A foreground `berth run` (no monitor): ended by deleting its container.
+    foreground: bool,
+}
+
+/// The reference: the same `cat` container run in the foreground (`berth run` relaying on the
+/// bench's pty, no monitor), so the monitor's path is compared with berth's own relay.
+fn foreground(env: &mut Env, id: &str) -> Res<Attached> {
+    let b = env.bundle(&["sh", "-c", "stty raw -echo; echo READY; exec cat"])?;
+    let (master, p) = pty()?;
+    let mut c = env.berth();
+    c.args(["run", "--bundle"]).arg(&b).arg(id);
+    let client = spawn_on(c, &p)?;
+    drop(p);
+    drain(master.as_fd(), Duration::from_millis(800));
+    Ok(Attached {
+        id: id.to_string(),
+        master,
+        pids: [u64::from(client.id()), 0],
+        client,
+        times: Vec::new(),
+        cpu: 0.0,
+        foreground: true,
+    })
 }
 
 /// Starts a `cat` container and attaches to it; `poll_us` sets BERTH_POLL_US for its monitor
@@ -354,6 +377,7 @@ fn attached(
         client,
         times: Vec::new(),
         cpu: 0.0,
+        foreground: false,
     })
 }
 
@@ -385,6 +409,7 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<Attached>)> {
             Some("BERTH_ATTACH_CLIENT_KEYS"),
         )?,
         attached(env, "bench-echo-framed", None, Some("BERTH_ATTACH_FRAMED"))?,
+        foreground(env, "bench-echo-fg")?,
     ];
 
     let mut raw = Vec::new();
@@ -403,6 +428,11 @@ fn echo_bench(env: &mut Env) -> Res<(Vec<f64>, Vec<Attached>)> {
     raw.sort_by(|a, b| a.total_cmp(b));
     for s in &mut setups {
         s.times.sort_by(|a, b| a.total_cmp(b));
+        if s.foreground {
+            env.delete(&s.id);
+            let _ = s.client.wait();
+            continue;
+        }
         let _ = rustix::io::write(&s.master, b"\x10\x11");
         let _ = s.client.wait();
         env.delete(&s.id);
@@ -750,6 +780,7 @@ fn run() -> Res<()> {
             "  the same, polling off",
             "  keys read by the client (BERTH_ATTACH_CLIENT_KEYS=1)",
             "  the same, framed (BERTH_ATTACH_FRAMED=1)",
+            "foreground berth run (its relay, no monitor)",
         ]) {
             println!(
                 "  {name:<54} {:>7.1}  {:>7.1}  {:>7.1}  {:>7.1}",
@@ -765,6 +796,13 @@ fn run() -> Res<()> {
              CPU time per round trip (µs)",
             pct(mon, 0.5) - pct(&raw, 0.5),
             pct(mon, 0.5) / pct(&raw, 0.5)
+        );
+        let fg = &setups[setups.len() - 1].times;
+        println!(
+            "  added by the foreground relay (p50): {:.1} µs; the monitor path minus the relay: \
+             {:.1} µs (relay CPU/rt: berth run's own)",
+            pct(fg, 0.5) - pct(&raw, 0.5),
+            pct(mon, 0.5) - pct(fg, 0.5)
         );
     }
     if want("throughput") {

@@ -17,7 +17,11 @@
 #   1. Foreground throughput: `/probe write BENCH_BYTES` (printable 64-byte lines) in a container
 #      with a terminal, run in the foreground on a pty the driver owns, which reads it to EIO.
 #      MB/s from the first to the last byte. Baseline: the same probe writing straight into a raw
-#      pty pair, read by the same driver. Target: berth >= 0.95x the raw pair.
+#      pty pair, read by the same driver. Target: berth >= 0.95x the raw pair. Also against a
+#      second baseline, the same probe on a pty left as a container's terminal is (OPOST|ONLCR,
+#      "cooked-pair": the line discipline writes each line's \r\n on its own), and berth once
+#      more with the container's terminal writing raw (`stty -opost`, "berth-rawout"), so each
+#      ratio compares like with like.
 #      The same runs give the relaying process's CPU time and memory (VmHWM as last seen, max
 #      VmRSS, sampled every 20 ms): target <= 2 MB.
 #   2. Console socket: `create --console-socket`, the driver receives the master (made raw), then
@@ -124,10 +128,20 @@ next_id() { n=$((n + 1)); echo "bench-$$-$n"; }
 echo "bench/tty.sh: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $bytes bytes, $reps reps, runtimes: ${names[*]}" >&2
 
 # 1. Foreground throughput (+ CPU and memory of the relaying process).
-set_args "[\"/probe\", \"write\", \"$bytes\"]"
+write_args="[\"/probe\", \"write\", \"$bytes\"]"
+rawout_args="[\"sh\", \"-c\", \"stty -opost; exec /probe write $bytes\"]"
 for rep in $(seq "$reps"); do
 	line=$("$drv" --selftest drain --raw-peer --expect "$bytes" -- "$probe" write "$bytes")
 	push raw.mbps "$(val mbps "$line")"
+	# The second baseline: a pty pair with the terminal settings a container's terminal has
+	# (OPOST|ONLCR: every line's \n becomes its own \r\n write in the line discipline).
+	line=$("$drv" --selftest drain -- "$probe" write "$bytes")
+	push cooked.mbps "$(val mbps "$line")"
+	# berth with the container's terminal writing raw (stty -opost), like the first baseline.
+	set_args "$rawout_args"
+	line=$("$drv" --selftest drain -- ${cmd[berth]} run --bundle "$bundle" "$(next_id)")
+	push rawout.mbps "$(val mbps "$line")"
+	set_args "$write_args"
 	for r in "${names[@]}"; do
 		# shellcheck disable=SC2086 # the prefix is words on purpose
 		line=$("$drv" --selftest drain -- ${cmd[$r]} run --bundle "$bundle" "$(next_id)")
@@ -172,12 +186,17 @@ raw_mbps=$(med raw.mbps)
 raw_p50=$(med raw.p50)
 raw_p99=$(med raw.p99)
 printf '\n== 1. foreground throughput, %d MiB of printable lines, median of %d\n' $((bytes / 1048576)) "$reps"
-printf '%-12s %9s %10s %12s %14s %14s\n' runtime MB/s "x raw" "relay CPU ms" "VmHWM kB" "max VmRSS kB"
-printf '%-12s %9s %10s\n' raw-pair "$raw_mbps" 1.00
+cooked_mbps=$(med cooked.mbps)
+printf '%-12s %9s %10s %10s %12s %14s %14s\n' runtime MB/s "x raw" "x cooked" "relay CPU ms" "VmHWM kB" "max VmRSS kB"
+printf '%-12s %9s %10s %10s\n' raw-pair "$raw_mbps" 1.00 "$(ratio "$raw_mbps" "$cooked_mbps")"
+printf '%-12s %9s %10s %10s\n' cooked-pair "$cooked_mbps" "$(ratio "$cooked_mbps" "$raw_mbps")" 1.00
 for r in "${names[@]}"; do
-	printf '%-12s %9s %10s %12s %14s %14s\n' "$r" "$(med "$r.mbps")" "$(ratio "$(med "$r.mbps")" "$raw_mbps")" \
-		"$(med "$r.cpu")" "$(med "$r.hwm")" "$(med "$r.rss")"
+	printf '%-12s %9s %10s %10s %12s %14s %14s\n' "$r" "$(med "$r.mbps")" "$(ratio "$(med "$r.mbps")" "$raw_mbps")" \
+		"$(ratio "$(med "$r.mbps")" "$cooked_mbps")" "$(med "$r.cpu")" "$(med "$r.hwm")" "$(med "$r.rss")"
 done
+printf '%-12s %9s %10s %10s   (berth, the container'"'"'s terminal writing raw: stty -opost)\n' berth-rawout \
+	"$(med rawout.mbps)" "$(ratio "$(med rawout.mbps)" "$raw_mbps")" "$(ratio "$(med rawout.mbps)" "$cooked_mbps")"
+echo "raw-pair: the probe on a pty made raw; cooked-pair: on a pty as a container's terminal is (OPOST|ONLCR)"
 echo "targets: berth >= 0.95x raw; berth relay memory <= 2048 kB"
 
 printf '\n== 2. console socket, start -> receiver drained %d MiB, median of %d\n' $((bytes / 1048576)) "$reps"
