@@ -314,6 +314,21 @@ fn hello_fds(bytes: &[u8]) -> usize {
     }
 }
 
+/// A private non-blocking description of a client's terminal or pipe `fd` (its own stays as
+/// it was), registered in `ep` under `data`: for writing with no interest yet (`EPOLLOUT` is
+/// armed when it fills), for reading with `EPOLLIN`. `None` when it cannot be reopened (a
+/// socket, a file) or registered.
+fn adopt(ep: BorrowedFd<'_>, fd: &OwnedFd, write: bool, data: EventData) -> Option<OwnedFd> {
+    let own = berth_tty::reopen_private(fd.as_fd(), write)?;
+    let interest = if write {
+        EventFlags::empty()
+    } else {
+        EventFlags::IN
+    };
+    epoll::add(ep, &own, data, interest).ok()?;
+    Some(own)
+}
+
 fn client_events(c: &Client) -> EventFlags {
     let mut f = EventFlags::RDHUP;
     if !c.in_paused {
@@ -1642,23 +1657,19 @@ impl Monitor {
         c.size = h.size.map(|(r, cl)| Winsize::new(r, cl));
         // Direct output: a private non-blocking description of the client's terminal or pipe
         // (its own stays as it was); anything else (a socket, a file) gets frames.
+        let ep = self
+            .epoll
+            .as_ref()
+            .expect("epoll exists while running")
+            .as_fd();
         if let Some(fd) = out_fd {
-            match berth_tty::reopen_private(fd.as_fd(), true) {
+            match adopt(ep, &fd, true, token(T_CLIENT_OUT, u64::from(id))) {
                 Some(own) => {
-                    let ep = self.epoll.as_ref().expect("epoll exists while running");
-                    let registered = epoll::add(
-                        ep,
-                        &own,
-                        token(T_CLIENT_OUT, u64::from(id)),
-                        EventFlags::empty(),
-                    );
-                    if registered.is_ok() {
-                        c.out = Some(DirectOut {
-                            tty: rustix::termios::isatty(&own),
-                            fd: own,
-                            armed: false,
-                        });
-                    }
+                    c.out = Some(DirectOut {
+                        tty: rustix::termios::isatty(&own),
+                        fd: own,
+                        armed: false,
+                    });
                 }
                 None => log::debug!(
                     "client {id}: its output is neither a terminal nor a pipe: frames instead"
@@ -1670,25 +1681,16 @@ impl Monitor {
         if let (Some(scan), Some(fd), true, Role::ReadWrite) =
             (h.direct_keys, in_fd, c.out.is_some(), h.role)
         {
-            match berth_tty::reopen_private(fd.as_fd(), false) {
+            match adopt(ep, &fd, false, token(T_CLIENT_KEYS, u64::from(id))) {
                 Some(own) => {
-                    let ep = self.epoll.as_ref().expect("epoll exists while running");
-                    let registered = epoll::add(
-                        ep,
-                        &own,
-                        token(T_CLIENT_KEYS, u64::from(id)),
-                        EventFlags::IN,
-                    );
-                    if registered.is_ok() {
-                        c.keys = Some(DirectKeys {
-                            fd: own,
-                            scanner: Scanner::new(DetachKeys::from_bytes(scan.detach_keys)),
-                            hold: (scan.hold_ms > 0).then(|| f64::from(scan.hold_ms) / 1000.0),
-                            held_since: None,
-                            paused: false,
-                        });
-                        c.input = InputPath::Keys;
-                    }
+                    c.keys = Some(DirectKeys {
+                        fd: own,
+                        scanner: Scanner::new(DetachKeys::from_bytes(scan.detach_keys)),
+                        hold: (scan.hold_ms > 0).then(|| f64::from(scan.hold_ms) / 1000.0),
+                        held_since: None,
+                        paused: false,
+                    });
+                    c.input = InputPath::Keys;
                 }
                 None => log::debug!(
                     "client {id}: its input is neither a terminal nor a pipe: it reads it"
