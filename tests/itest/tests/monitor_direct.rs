@@ -5,7 +5,8 @@
 //! What must hold: the user's terminal is served through a description of the monitor's own
 //! (the one the user's shell shares never turns non-blocking, and a terminal nobody reads
 //! cannot block the monitor or stall the container), nothing reaches a terminal once
-//! its client is gone (killed, detached), the reset on the way out comes from the monitor, input
+//! its client is gone (killed, detached), a client in the background of its terminal keeps its
+//! keys to itself, a killed monitor hangs the console up while a client is still attached, the reset on the way out comes from the monitor, input
 //! the container does not read yet waits instead of being lost, the terminal goes only to a
 //! monitor of the client's own uid, and the framed path (`BERTH_ATTACH_FRAMED`, and any
 //! descriptor the monitor cannot reopen) still works.
@@ -177,6 +178,31 @@ fn a_client_in_the_background_of_its_terminal_reads_its_own_keys() {
         rustix::process::Pid::from_raw(pid).unwrap(),
         rustix::process::Signal::KILL,
     );
+}
+
+#[test]
+fn a_killed_monitor_hangs_the_console_up_while_a_client_is_still_attached() {
+    // With its keys read by the monitor, a client holds no descriptor of the master: the
+    // monitor's death alone closes the console (the session leader gets SIGHUP), even while
+    // the client cannot act (stopped).
+    let m = Mon::new();
+    let (_b, id) = shell_at_its_prompt(&m, "direct-mkill");
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    expect(&pty, "/ #");
+    let c = client_by_pid(&m, &id, client.pid());
+    assert_eq!(c["input"], "monitor", "{c}");
+    client.signal(rustix::process::Signal::STOP);
+    let mon = m.monitor_pid(&id);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(mon).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    m.rt.wait_for_status(&id, "stopped", T);
+    client.signal(rustix::process::Signal::CONT);
+    let out = wait_exit(client);
+    assert_eq!(out.code(), Some(1), "{out}");
+    m.rt.cmd(["delete", &id]).ok();
 }
 
 #[test]
