@@ -15,7 +15,8 @@
 //!    detach, or forwarded with `--sig-proxy`) and the detach-key timer;
 //! 4. stdin goes through the [`Scanner`]: the detach sequence sends `Detach`; a held prefix is
 //!    forwarded after `--detach-timeout`; at end of input the held bytes are forwarded and
-//!    `StdinEof` asks the monitor for the terminal's `VEOF` (as foreground `berth run` does);
+//!    `StdinEof` asks the monitor for the terminal's `VEOF` (as foreground `berth run` does),
+//!    unless stdin is a terminal: its end is a hang-up (the user went away), which detaches;
 //! 5. output (`Repaint`, `Output`) is written to stdout as it comes; the end is `Exit` (the
 //!    process's status becomes ours), `Detached`, `Takeover` or an error.
 //!
@@ -516,6 +517,8 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let is_tty = |fd: BorrowedFd<'_>| rustix::termios::isatty(fd);
     let tty = [stdin, stdout, stderr].into_iter().find(|fd| is_tty(*fd));
     let read_stdin = !opts.no_stdin;
+    // Known now: once the terminal hangs up, `isatty` says no.
+    let stdin_tty = is_tty(stdin);
     // Before the terminal goes raw and the monitor hears of us: a SIGTERM from then on is read
     // from the signalfd, never delivered with its default action (which would leave the
     // terminal raw).
@@ -530,7 +533,7 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         sigs.extend([libc::SIGUSR1, libc::SIGUSR2]);
     }
     let signals = BlockedSignals::new(&sigs)?;
-    let mut raw = if read_stdin && is_tty(stdin) {
+    let mut raw = if read_stdin && stdin_tty {
         berth_tty::RawGuard::enter(stdin).context("raw mode on the terminal")?
     } else {
         None
@@ -777,6 +780,17 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                         Err(e) => break 'run Err(std::io::Error::from(e)).context("read stdin"),
                     };
                     forward.clear();
+                    if n == 0 && stdin_tty {
+                        // The terminal hung up (its window closed): the user went away, the
+                        // container's input did not end (a typed Ctrl-D is just a byte).
+                        let _ = send_frame(sock.as_fd(), &Frame::Detach);
+                        if !direct {
+                            break 'run Ok(Outcome::Detached);
+                        }
+                        stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
+                        detaching.get_or_insert(Instant::now() + DETACH_WAIT);
+                        continue;
+                    }
                     if n == 0 {
                         stdin_open = false;
                         if !stdin_file {

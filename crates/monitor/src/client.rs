@@ -103,6 +103,9 @@ pub struct DirectOut {
 pub struct DirectKeys {
     /// A private, non-blocking description of the client's terminal or pipe.
     pub fd: OwnedFd,
+    /// It is a terminal: its end (a hang-up) detaches the client instead of ending the
+    /// terminal's input.
+    pub tty: bool,
     /// Finds the detach keys.
     pub scanner: Scanner,
     /// How long a partial match is held (seconds; `None`: until the next key).

@@ -1479,7 +1479,8 @@ impl Monitor {
 
     /// Reads the keys of a client whose input the monitor reads ([`DirectKeys`]): once per
     /// turn, at most one buffer (the descriptor is level-triggered). Detach keys end its
-    /// session; the end of its input is the terminal's end of input (as a `StdinEof` frame).
+    /// session, and so does a hang-up of its terminal; the end of a pipe is the terminal's end
+    /// of input (as a `StdinEof` frame).
     fn on_client_keys(&mut self, id: u32) {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
@@ -1501,8 +1502,14 @@ impl Monitor {
         let mut typed = Vec::new();
         match got {
             Err(Errno::AGAIN) => return,
+            Ok(0) | Err(_) if k.tty => {
+                // The user's terminal hung up (its window closed): the user went away, the
+                // container's input did not end (a typed Ctrl-D is a byte like any other).
+                log::debug!("client {id}: its terminal hung up: detached");
+                self.detach_client(id, ti);
+            }
             Ok(0) | Err(_) => {
-                // End of input (a pipe's writers are gone; a terminal hung up: EIO).
+                // End of input: a pipe's writers are gone.
                 k.scanner.flush(&mut typed);
                 c.keys = None;
                 c.input_bytes += typed.len() as u64;
@@ -1684,6 +1691,7 @@ impl Monitor {
             match adopt(ep, &fd, false, token(T_CLIENT_KEYS, u64::from(id))) {
                 Some(own) => {
                     c.keys = Some(DirectKeys {
+                        tty: rustix::termios::isatty(&own),
                         fd: own,
                         scanner: Scanner::new(DetachKeys::from_bytes(scan.detach_keys)),
                         hold: (scan.hold_ms > 0).then(|| f64::from(scan.hold_ms) / 1000.0),

@@ -127,6 +127,60 @@ fn custom_detach_keys(client_reads: bool) {
 }
 
 #[test]
+fn a_hung_up_terminal_detaches_its_client_and_the_shell_lives_on_keys_read_by_the_monitor() {
+    hung_up_terminal(false);
+}
+
+#[test]
+fn a_hung_up_terminal_detaches_its_client_and_the_shell_lives_on_keys_read_by_the_client() {
+    hung_up_terminal(true);
+}
+
+/// The user's terminal goes away (its window closed: the master is closed, the client gets
+/// SIGHUP and its terminal reads EIO). That is not the end of the container's input: no
+/// `VEOF` may reach a program reading its terminal in canonical mode (it would see the end of
+/// its input); the client just detaches.
+fn hung_up_terminal(client_reads: bool) {
+    let m = Mon::new();
+    let mut b = shell_bundle();
+    b.args(&[
+        "sh",
+        "-c",
+        "while read l; do echo got-$l; done; echo EOF-SEEN; sleep 1000",
+    ]);
+    let id = m.rt.id(if client_reads {
+        "attach-chup"
+    } else {
+        "attach-hup"
+    });
+    m.start(&b, &id);
+    for i in 0..3 {
+        let mut cmd = m.berth(["attach", &id]);
+        if client_reads {
+            cmd = cmd.env("BERTH_ATTACH_CLIENT_KEYS", "1");
+        }
+        let (pty, client) = m.on_pty(cmd, 24, 80);
+        typ(&pty, &format!("line{i}\r"));
+        expect(&pty, &format!("got-line{i}"));
+        drop(pty);
+        let out = wait_exit(client);
+        assert!(out.code().is_some(), "{out}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = String::from_utf8_lossy(&m.logs(&id, &[])).into_owned();
+    assert!(
+        !log.contains("EOF-SEEN"),
+        "a hang-up ended the input: {log:?}"
+    );
+    // Still reading.
+    let (pty, client) = m.attach_pty(&id, &[], 24, 80);
+    typ(&pty, "alive\r");
+    expect(&pty, "got-alive");
+    typ(&pty, "\x10\x11");
+    assert_eq!(wait_exit(client).code(), Some(0));
+}
+
+#[test]
 fn empty_detach_keys_disable_detaching() {
     let m = Mon::new();
     let b = hexdump_bundle();
