@@ -18,8 +18,9 @@
 #      with a terminal, run in the foreground on a pty the driver owns, which reads it to EIO.
 #      MB/s from the first to the last byte. Baseline: the same probe writing straight into a raw
 #      pty pair, read by the same driver. Target: berth >= 0.95x the raw pair. Also against a
-#      second baseline, the same probe on a pty left as a container's terminal is (OPOST|ONLCR,
-#      "cooked-pair": the line discipline writes each line's \r\n on its own), and berth once
+#      second baseline, the same probe on a pty with the kernel's default output settings
+#      (OPOST|ONLCR, "cooked-pair": the line discipline writes each line's \r\n on its own;
+#      berth clears ONLCR inside and inserts the \r itself, crun keeps it), and berth once
 #      more with the container's terminal writing raw (`stty -opost`, "berth-rawout"), so each
 #      ratio compares like with like.
 #      The same runs give the relaying process's CPU time and memory (VmHWM as last seen, max
@@ -196,7 +197,7 @@ for r in "${names[@]}"; do
 done
 printf '%-12s %9s %10s %10s   (berth, the container'"'"'s terminal writing raw: stty -opost)\n' berth-rawout \
 	"$(med rawout.mbps)" "$(ratio "$(med rawout.mbps)" "$raw_mbps")" "$(ratio "$(med rawout.mbps)" "$cooked_mbps")"
-echo "raw-pair: the probe on a pty made raw; cooked-pair: on a pty as a container's terminal is (OPOST|ONLCR)"
+echo "raw-pair: the probe on a pty made raw; cooked-pair: on a pty with the kernel's default output settings (OPOST|ONLCR)"
 echo "targets: berth >= 0.95x raw; berth relay memory <= 2048 kB"
 
 printf '\n== 2. console socket, start -> receiver drained %d MiB, median of %d\n' $((bytes / 1048576)) "$reps"
