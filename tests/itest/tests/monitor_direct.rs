@@ -284,11 +284,11 @@ fn detach_and_exit_reset_the_terminal_from_the_monitor() {
 fn input_the_container_does_not_read_yet_waits() {
     let m = Mon::new();
     let mut b = shell_bundle();
-    // Canonical mode, no echo: nothing reads for a second, then every line is counted.
+    // Canonical mode, no echo: nothing reads for two seconds, then every line is counted.
     b.args(&[
         "sh",
         "-c",
-        "stty -echo; echo READY; sleep 1; wc -l; sleep 60",
+        "stty -echo; echo READY; sleep 2; wc -l; sleep 60",
     ]);
     let id = m.rt.id("direct-input");
     m.start(&b, &id);
@@ -304,11 +304,22 @@ fn input_the_container_does_not_read_yet_waits() {
         .stdout(Sink::Capture)
         .spawn();
     let mut stdin = r.take_stdin().expect("stdin pipe");
+    // The monitor reads the pipe itself (and stops reading it while the terminal's input
+    // queue is full).
+    let c = client_by_pid(&m, &id, r.pid());
+    assert_eq!(c["input"], "monitor", "{c}");
     let writer = std::thread::spawn(move || {
         use std::io::Write;
         stdin.write_all(&input).unwrap();
         // End of input: the terminal's VEOF, after every line was written.
     });
+    // Meanwhile the input waits where it is bounded: the pipe, the monitor's input queue
+    // (64 KiB), the terminal. The writer is held, not absorbed by a monitor reading on.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !writer.is_finished(),
+        "all 220 KB were taken while the container read nothing"
+    );
     m.wait_log(&id, &format!("{lines}"));
     writer.join().unwrap();
     let log = String::from_utf8_lossy(&m.logs(&id, &[])).into_owned();
