@@ -431,7 +431,7 @@ struct ModeTracker {
 }
 
 impl ModeTracker {
-    /// Looks at each `ESC` only (found eight bytes at a time): output streams through here.
+    /// Looks at each `ESC` only (found with `memchr`): output streams through here.
     fn feed(&mut self, data: &[u8]) {
         let mut at = 0;
         while let Some(p) = find_esc(&data[at..]) {
@@ -448,22 +448,9 @@ impl ModeTracker {
     }
 }
 
-/// The index of the first `ESC` in `data` (the `haszero` trick on eight bytes at a time).
+/// The index of the first `ESC` in `data` (`memchr`'s vector search).
 fn find_esc(data: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const ESC: u64 = LO * 0x1b;
-    let mut i = 0;
-    while i + 8 <= data.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&data[i..i + 8]);
-        let x = u64::from_le_bytes(w) ^ ESC;
-        if (x.wrapping_sub(LO) & !x & HI) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    data[i..].iter().position(|&b| b == 0x1b).map(|p| i + p)
+    memchr::memchr(0x1b, data)
 }
 
 fn tty_size(fd: Option<BorrowedFd<'_>>) -> Option<(u16, u16)> {

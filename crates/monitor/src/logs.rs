@@ -121,22 +121,9 @@ impl CriLog {
     }
 }
 
-/// The index of the first `\n` in `data`, eight bytes at a time (the `haszero` trick).
+/// The index of the first `\n` in `data` (`memchr`'s vector search).
 fn find_newline(data: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
-    let mut i = 0;
-    while i + 8 <= data.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&data[i..i + 8]);
-        let x = u64::from_le_bytes(w) ^ NL;
-        if (x.wrapping_sub(LO) & !x & HI) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    data[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
+    memchr::memchr(b'\n', data)
 }
 
 /// An asciicast v2 recording.
