@@ -504,13 +504,23 @@ fn sessions(root: &Path, a: &SessionsArgs) -> anyhow::Result<i32> {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} PID",
-            "CLIENT", "SESSION", "ROLE", "SIZE", "BYTES", "LAG", "DROPS", "SKIPS", "FLOW", "OUTPUT"
+            "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} {:<8} PID",
+            "CLIENT",
+            "SESSION",
+            "ROLE",
+            "SIZE",
+            "BYTES",
+            "LAG",
+            "DROPS",
+            "SKIPS",
+            "FLOW",
+            "OUTPUT",
+            "INPUT"
         )?;
         for (t, c) in clients {
             writeln!(
                 out,
-                "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} {}",
+                "{:<8} {:<10} {:<5} {:<9} {:<12} {:<10} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
                 s(&c["id"]),
                 s(&t["name"]),
                 s(&c["role"]),
@@ -521,6 +531,7 @@ fn sessions(root: &Path, a: &SessionsArgs) -> anyhow::Result<i32> {
                 s(&c["skips"]),
                 s(&c["flow"]),
                 s(&c["output"]),
+                s(&c["input"]),
                 s(&c["pid"])
             )?;
         }

@@ -105,6 +105,25 @@ fn attach_output_and_input_skip_the_client_and_the_terminal_stays_blocking() {
     // The monitor read the keys.
     assert_eq!(c["input"], "monitor", "{c}");
     assert_eq!(c["input_bytes"], 22, "{c}");
+    // The table says so too.
+    let table = m.berth(["sessions", &id]).ok().stdout_str();
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("CLIENT"))
+        .expect(&table);
+    let row = table
+        .lines()
+        .find(|l| l.ends_with(&format!(" {}", client.pid())))
+        .expect(&table);
+    let col = |name: &str| {
+        let at = header.find(name).unwrap();
+        row[at..].split_whitespace().next().unwrap().to_string()
+    };
+    assert_eq!(
+        (col("OUTPUT"), col("INPUT")),
+        ("direct".into(), "monitor".into()),
+        "{table}"
+    );
     assert!(c["bytes"].as_u64().unwrap() > 0, "{c}");
     // Five long lines typed and echoed: the client reads none of them (neither the keys
     // nor their echo cross it).
