@@ -62,6 +62,20 @@ fn custom_detach_keys_doubled_prefix_and_held_prefix_timeout_read_by_the_client(
     custom_detach_keys(true);
 }
 
+/// `berth attach ARGS` on a new 24x80 pty, its keys read by the monitor (the default) or, with
+/// `client_reads`, by the client (`BERTH_ATTACH_CLIENT_KEYS`).
+fn attach_on_pty(
+    m: &Mon,
+    args: &[&str],
+    client_reads: bool,
+) -> (berth_itest::Pty, berth_itest::Running) {
+    let mut cmd = m.berth(["attach"]).args(args);
+    if client_reads {
+        cmd = cmd.env("BERTH_ATTACH_CLIENT_KEYS", "1");
+    }
+    m.on_pty(cmd, 24, 80)
+}
+
 /// The key semantics, with the keys read (and scanned) by the monitor (the default), or by
 /// the client (`BERTH_ATTACH_CLIENT_KEYS`, which writes them to the master).
 fn custom_detach_keys(client_reads: bool) {
@@ -74,18 +88,11 @@ fn custom_detach_keys(client_reads: bool) {
     });
     m.start(&b, &id);
     m.wait_log(&id, "READY");
-    let mut cmd = m.berth([
-        "attach",
-        "--detach-keys",
-        "ctrl-x,y",
-        "--detach-timeout",
-        "300",
-        &id,
-    ]);
-    if client_reads {
-        cmd = cmd.env("BERTH_ATTACH_CLIENT_KEYS", "1");
-    }
-    let (pty, client) = m.on_pty(cmd, 24, 80);
+    let (pty, client) = attach_on_pty(
+        &m,
+        &["--detach-keys", "ctrl-x,y", "--detach-timeout", "300", &id],
+        client_reads,
+    );
     expect(&pty, "READY");
     // Whoever reads the keys is the one this test is about.
     let clients = m.session(&id, "console")["clients"].clone();
@@ -155,11 +162,7 @@ fn hung_up_terminal(client_reads: bool) {
     });
     m.start(&b, &id);
     for i in 0..3 {
-        let mut cmd = m.berth(["attach", &id]);
-        if client_reads {
-            cmd = cmd.env("BERTH_ATTACH_CLIENT_KEYS", "1");
-        }
-        let (pty, client) = m.on_pty(cmd, 24, 80);
+        let (pty, client) = attach_on_pty(&m, &[&id], client_reads);
         typ(&pty, &format!("line{i}\r"));
         expect(&pty, &format!("got-line{i}"));
         drop(pty);
