@@ -303,17 +303,7 @@ pub(crate) fn connect(root: &Path, id: &str) -> anyhow::Result<OwnedFd> {
 }
 
 pub(crate) fn send_frame(fd: BorrowedFd<'_>, f: &Frame<'_>) -> anyhow::Result<()> {
-    let bytes = f.to_vec()?;
-    loop {
-        match rustix::net::send(fd, &bytes, SendFlags::NOSIGNAL) {
-            Ok(_) => return Ok(()),
-            Err(Errno::INTR) => {}
-            Err(Errno::PIPE | Errno::CONNRESET) => {
-                bail!("the console monitor closed the connection")
-            }
-            Err(e) => return Err(std::io::Error::from(e)).context("send to the console monitor"),
-        }
-    }
+    send_frame_with_fds(fd, f, &[])
 }
 
 /// Receives one packet (blocking unless `nonblock`); `Ok(None)` at EOF, `Err` on error;
@@ -568,13 +558,10 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
         });
     }
     let direct_input_asked = hello.direct_input;
-    if hello.direct_keys.is_some() {
-        send_frame_with_fds(sock.as_fd(), &Frame::Hello(hello), &[stdout, stdin])?;
-    } else if hello.direct_output {
-        send_frame_with_fds(sock.as_fd(), &Frame::Hello(hello), &[stdout])?;
-    } else {
-        send_frame(sock.as_fd(), &Frame::Hello(hello))?;
-    }
+    // The descriptors go in the order the hello's flags name them: output, then keys.
+    let passed = [stdout, stdin];
+    let count = usize::from(hello.direct_output) + usize::from(hello.direct_keys.is_some());
+    send_frame_with_fds(sock.as_fd(), &Frame::Hello(hello), &passed[..count])?;
 
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).context("epoll_create")?;
     epoll::add(&ep, &sock, EventData::new_u64(T_SOCK), EventFlags::IN).context("epoll_ctl")?;
@@ -585,9 +572,8 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
     let mut stdin_open = read_stdin;
     let mut stdin_file = false;
     let mut stdin_watched = false;
-    if read_stdin && !direct_input_asked {
-        stdin_file = watch_stdin(&ep, stdin)?;
-        stdin_watched = true;
+    if !direct_input_asked {
+        watch_stdin(&ep, stdin, stdin_open, &mut stdin_watched, &mut stdin_file)?;
     }
     let mut input = InputSink::default();
     let mut input_armed = false;
@@ -688,12 +674,14 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                         // The monitor reads our input: we never do.
                                         stdin_open = false;
                                     }
-                                    if stdin_open && !stdin_watched {
-                                        match watch_stdin(&ep, stdin) {
-                                            Ok(file) => stdin_file = file,
-                                            Err(e) => break 'run Err(e),
-                                        }
-                                        stdin_watched = true;
+                                    if let Err(e) = watch_stdin(
+                                        &ep,
+                                        stdin,
+                                        stdin_open,
+                                        &mut stdin_watched,
+                                        &mut stdin_file,
+                                    ) {
+                                        break 'run Err(e);
                                     }
                                 }
                                 Frame::Output { data, .. } | Frame::Repaint(data) => {
@@ -741,12 +729,14 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                         Ok(s) => s,
                                         Err(e) => break 'run Err(e),
                                     };
-                                    if stdin_open && !stdin_watched {
-                                        match watch_stdin(&ep, stdin) {
-                                            Ok(file) => stdin_file = file,
-                                            Err(e) => break 'run Err(e),
-                                        }
-                                        stdin_watched = true;
+                                    if let Err(e) = watch_stdin(
+                                        &ep,
+                                        stdin,
+                                        stdin_open,
+                                        &mut stdin_watched,
+                                        &mut stdin_file,
+                                    ) {
+                                        break 'run Err(e);
                                     }
                                     log::debug!("the console monitor refused direct mode: framed");
                                     break;
@@ -770,12 +760,17 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                     if n == 0 && stdin_tty {
                         // The terminal hung up (its window closed): the user went away, the
                         // container's input did not end (a typed Ctrl-D is just a byte).
-                        let _ = send_frame(sock.as_fd(), &Frame::Detach);
-                        if !direct {
+                        if ask_detach(
+                            sock.as_fd(),
+                            direct,
+                            &mut detaching,
+                            &ep,
+                            stdin,
+                            &mut stdin_open,
+                            stdin_file,
+                        ) {
                             break 'run Ok(Outcome::Detached);
                         }
-                        stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
-                        detaching.get_or_insert(Instant::now() + DETACH_WAIT);
                         continue;
                     }
                     if n == 0 {
@@ -802,13 +797,18 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                             break 'run Err(e);
                         }
                     }
-                    if scan == Scan::Detach {
-                        let _ = send_frame(sock.as_fd(), &Frame::Detach);
-                        if !direct {
-                            break 'run Ok(Outcome::Detached);
-                        }
-                        stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
-                        detaching.get_or_insert(Instant::now() + DETACH_WAIT);
+                    if scan == Scan::Detach
+                        && ask_detach(
+                            sock.as_fd(),
+                            direct,
+                            &mut detaching,
+                            &ep,
+                            stdin,
+                            &mut stdin_open,
+                            stdin_file,
+                        )
+                    {
+                        break 'run Ok(Outcome::Detached);
                     }
                 }
                 T_SIG => {
@@ -826,12 +826,17 @@ pub(crate) fn session(root: &Path, id: &str, opts: &Options) -> anyhow::Result<O
                                 let _ = send_frame(sock.as_fd(), &Frame::Signal(sig as u32));
                             }
                             _ => {
-                                let _ = send_frame(sock.as_fd(), &Frame::Detach);
-                                if !direct {
+                                if ask_detach(
+                                    sock.as_fd(),
+                                    direct,
+                                    &mut detaching,
+                                    &ep,
+                                    stdin,
+                                    &mut stdin_open,
+                                    stdin_file,
+                                ) {
                                     break 'run Ok(Outcome::Detached);
                                 }
-                                stop_reading(&ep, stdin, &mut stdin_open, stdin_file);
-                                detaching.get_or_insert(Instant::now() + DETACH_WAIT);
                             }
                         }
                     }
@@ -896,14 +901,25 @@ fn in_foreground(stdin: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Adds stdin to the epoll set; `Ok(true)` when it is a file (epoll refuses those: they are
-/// always readable).
-fn watch_stdin(ep: &OwnedFd, stdin: BorrowedFd<'_>) -> anyhow::Result<bool> {
-    match epoll::add(ep, stdin, EventData::new_u64(T_STDIN), EventFlags::IN) {
-        Ok(()) => Ok(false),
-        Err(Errno::PERM) => Ok(true),
-        Err(e) => Err(std::io::Error::from(e)).context("epoll_ctl stdin"),
+/// Starts watching stdin, once, if it is still to be read: adds it to the epoll set and sets
+/// `watched`; `file` when it is a file (epoll refuses those: they are always readable).
+fn watch_stdin(
+    ep: &OwnedFd,
+    stdin: BorrowedFd<'_>,
+    open: bool,
+    watched: &mut bool,
+    file: &mut bool,
+) -> anyhow::Result<()> {
+    if !open || *watched {
+        return Ok(());
     }
+    match epoll::add(ep, stdin, EventData::new_u64(T_STDIN), EventFlags::IN) {
+        Ok(()) => *file = false,
+        Err(Errno::PERM) => *file = true,
+        Err(e) => return Err(std::io::Error::from(e)).context("epoll_ctl stdin"),
+    }
+    *watched = true;
+    Ok(())
 }
 
 /// Where typed input goes: `Stdin` frames, or, with direct input, the terminal's master
@@ -959,15 +975,32 @@ impl InputSink {
     }
 }
 
-/// Stops reading stdin (a detach was asked for; what follows is not the container's).
-fn stop_reading(ep: &OwnedFd, stdin: BorrowedFd<'_>, open: &mut bool, file: bool) {
+/// Asks the monitor to detach; `true` when the session is over at once (framed output).
+/// With direct output the monitor's `Detached` is awaited ([`DETACH_WAIT`] at most), after its
+/// last write to the terminal, and stdin is read no more meanwhile (what follows is not the
+/// container's): `open` turns false, and a watched stdin (`file` false) leaves `ep`.
+fn ask_detach(
+    sock: BorrowedFd<'_>,
+    direct: bool,
+    detaching: &mut Option<Instant>,
+    ep: &OwnedFd,
+    stdin: BorrowedFd<'_>,
+    open: &mut bool,
+    file: bool,
+) -> bool {
+    let _ = send_frame(sock, &Frame::Detach);
+    if !direct {
+        return true;
+    }
     if *open && !file {
         let _ = epoll::delete(ep, stdin);
     }
     *open = false;
+    detaching.get_or_insert(Instant::now() + DETACH_WAIT);
+    false
 }
 
-/// Sends `f` with `fds` attached (`SCM_RIGHTS`, at most two).
+/// Sends `f` (blocking) with `fds` attached (`SCM_RIGHTS`, at most two; none: a plain send).
 fn send_frame_with_fds(
     sock: BorrowedFd<'_>,
     f: &Frame<'_>,
@@ -977,7 +1010,7 @@ fn send_frame_with_fds(
     let bytes = f.to_vec()?;
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         bail!("sendmsg: no room for the descriptor");
     }
     let iov = [std::io::IoSlice::new(&bytes)];
