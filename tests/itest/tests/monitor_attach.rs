@@ -12,17 +12,15 @@ mod monitor_support;
 use std::time::Duration;
 
 use berth_itest::{Input, MasterIo, Sink};
-use monitor_support::{Mon, T, berth_bin, expect, monitor_bin, shell_bundle, typ, wait_exit};
+use monitor_support::{
+    Mon, T, berth_bin, expect, monitor_bin, script_bundle, shell_bundle, typ, wait_exit,
+};
 
 /// A container that prints every byte it reads as hex (raw mode, no echo), one per line.
 fn hexdump_bundle() -> berth_itest::Bundle {
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
+    script_bundle(
         "stty raw -echo; echo READY; while :; do dd bs=1 count=1 2>/dev/null | od -An -tx1; done",
-    ]);
-    b
+    )
 }
 
 #[test]
@@ -149,12 +147,7 @@ fn a_hung_up_terminal_detaches_its_client_and_the_shell_lives_on_keys_read_by_th
 /// its input); the client just detaches.
 fn hung_up_terminal(client_reads: bool) {
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
-        "while read l; do echo got-$l; done; echo EOF-SEEN; sleep 1000",
-    ]);
+    let b = script_bundle("while read l; do echo got-$l; done; echo EOF-SEEN; sleep 1000");
     let id = m.rt.id(if client_reads {
         "attach-chup"
     } else {
@@ -305,8 +298,7 @@ fn force_takes_over_and_tells_the_others() {
 #[test]
 fn attach_after_the_exit_gets_the_output_and_the_status() {
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&["sh", "-c", "echo bye-$((3*3)); exit 3"]);
+    let b = script_bundle("echo bye-$((3*3)); exit 3");
     let id = m.rt.id("attach-exited");
     m.start_cmd(&b, &id).ok();
     m.rt.wait_for_status(&id, "stopped", T);

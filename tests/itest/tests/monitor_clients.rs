@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use berth_itest::{Cmd, Input, Sink, wait_until};
 use berth_proto::{ErrorCode, Flow, Frame, Role, Start, Target};
 use monitor_support::{
-    Mon, Raw, T, add_applets, alive, expect, fd_count, hello, shell_bundle, typ, wait_exit,
+    Mon, Raw, T, add_applets, alive, expect, fd_count, hello, script_bundle, shell_bundle, typ,
+    wait_exit,
 };
 
 /// Waits until the console's output offset stops moving and returns it.
@@ -117,13 +118,8 @@ impl Rng {
 #[test]
 fn a_thousand_clients_killed_at_random_leave_the_monitor_serving() {
     let m = Mon::new();
-    let mut b = shell_bundle();
+    let b = script_bundle("while :; do echo tick; usleep 20000; done & exec sh");
     add_applets(&b, &["usleep"]);
-    b.args(&[
-        "sh",
-        "-c",
-        "while :; do echo tick; usleep 20000; done & exec sh",
-    ]);
     let id = m.rt.id("clients-kill");
     m.start(&b, &id);
     m.wait_log(&id, "tick");
@@ -462,12 +458,9 @@ fn write_100_mib(m: &Mon, id: &str) -> Duration {
 fn a_client_that_never_reads_does_not_slow_a_container_writing_100_mib() {
     const MIB: u64 = 1 << 20;
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
+    let b = script_bundle(
         "read x; dd if=/dev/zero bs=65536 count=1600 2>/dev/null; echo; echo FINISHED; exec sleep 1000",
-    ]);
+    );
     let alone_id = m.rt.id("clients-alone");
     m.start(&b, &alone_id);
     let alone = write_100_mib(&m, &alone_id);
@@ -562,8 +555,7 @@ fn a_client_that_never_reads_does_not_slow_a_container_writing_100_mib() {
 #[test]
 fn input_sent_just_before_a_client_closes_reaches_the_terminal() {
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&["sh", "-c", "read x; echo \"got:$x:\"; exec sleep 60"]);
+    let b = script_bundle("read x; echo \"got:$x:\"; exec sleep 60");
     let id = m.rt.id("clients-last-words");
     m.start(&b, &id);
     let pid = m.monitor_pid(&id);

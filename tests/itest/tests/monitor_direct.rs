@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use berth_itest::{Input, MasterIo, Sink};
 use berth_proto::Frame;
-use monitor_support::{Mon, Raw, T, expect, fd_count, hello, shell_bundle, typ, wait_exit};
+use monitor_support::{
+    Mon, Raw, T, expect, fd_count, hello, script_bundle, shell_bundle, typ, wait_exit,
+};
 use serde_json::Value;
 
 /// `O_NONBLOCK` in `/proc/PID/fdinfo/N`'s octal `flags:`.
@@ -302,13 +304,8 @@ fn detach_and_exit_reset_the_terminal_from_the_monitor() {
 #[test]
 fn input_the_container_does_not_read_yet_waits() {
     let m = Mon::new();
-    let mut b = shell_bundle();
     // Canonical mode, no echo: nothing reads for two seconds, then every line is counted.
-    b.args(&[
-        "sh",
-        "-c",
-        "stty -echo; echo READY; sleep 2; wc -l; sleep 60",
-    ]);
+    let b = script_bundle("stty -echo; echo READY; sleep 2; wc -l; sleep 60");
     let id = m.rt.id("direct-input");
     m.start(&b, &id);
     m.wait_log(&id, "READY");
@@ -582,12 +579,9 @@ fn a_monitor_that_refuses_direct_mode_gets_a_framed_hello() {
 #[test]
 fn a_terminal_nobody_reads_does_not_stall_the_container() {
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
+    let b = script_bundle(
         "read x; dd if=/dev/zero bs=65536 count=320 2>/dev/null; echo; echo FINISHED-$((4*5)); exec sleep 1000",
-    ]);
+    );
     let id = m.rt.id("direct-unread");
     m.start(&b, &id);
     // A direct client whose terminal is never read: the monitor's writes to it stop with

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_itest::{Cmd, Kind, Leftovers, MasterIo, wait_until};
-use monitor_support::{Mon, T, alive, expect, shell_bundle, typ, wait_exit};
+use monitor_support::{Mon, T, alive, expect, script_bundle, shell_bundle, typ, wait_exit};
 
 #[test]
 fn an_exec_session_survives_its_client_and_keeps_its_exit_status() {
@@ -191,13 +191,8 @@ fn extra_ttys_are_served_and_plain_receivers_see_one_message() {
         return;
     }
     // ...and with the monitor, `berth console -t N`.
-    let mut b = shell_bundle();
+    let mut b = script_bundle("setsid -c sh -i </dev/tty1 >/dev/tty1 2>&1 & exec sh");
     b.annotation("io.github.berth.tty.max", "2");
-    b.args(&[
-        "sh",
-        "-c",
-        "setsid -c sh -i </dev/tty1 >/dev/tty1 2>&1 & exec sh",
-    ]);
     let id = m.rt.id("exec-ttys");
     m.start(&b, &id);
     let out =

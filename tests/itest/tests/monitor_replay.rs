@@ -10,16 +10,11 @@ use std::time::Duration;
 
 use berth_itest::{MasterIo, Sink, wait_until};
 use berth_proto::{Frame, Start};
-use monitor_support::{Mon, Raw, T, expect, hello, shell_bundle, typ, wait_exit};
+use monitor_support::{Mon, Raw, T, expect, hello, script_bundle, shell_bundle, typ, wait_exit};
 
 /// The container waits for a line, then prints `seq 1 N` and END.
 fn seq_bundle(n: u32, annotations: &[(&str, &str)]) -> berth_itest::Bundle {
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
-        &format!("read x; seq 1 {n}; echo END; exec sleep 1000"),
-    ]);
+    let mut b = script_bundle(&format!("read x; seq 1 {n}; echo END; exec sleep 1000"));
     for (k, v) in annotations {
         b.annotation(k, v);
     }
@@ -220,12 +215,9 @@ fn rotation_deletes_the_oldest_files_and_replay_says_so() {
 #[test]
 fn replay_then_live_has_no_gap_and_no_duplicate() {
     let m = Mon::new();
-    let mut b = shell_bundle();
-    b.args(&[
-        "sh",
-        "-c",
+    let mut b = script_bundle(
         "read x; i=0; while [ $i -lt 20000 ]; do echo \"n $i\"; i=$((i+1)); done; echo END; exec sleep 1000",
-    ]);
+    );
     b.annotation("io.github.berth.monitor.ring-size", "8K");
     b.annotation("io.github.berth.monitor.log-max-size", "16K");
     b.annotation("io.github.berth.monitor.log-max-files", "1000");

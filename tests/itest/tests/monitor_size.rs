@@ -7,13 +7,11 @@ mod monitor_support;
 
 use berth_itest::{Kind, MasterIo, wait_until};
 use berth_proto::{Frame, Role, Start};
-use monitor_support::{Mon, Raw, T, expect, shell_bundle, typ, wait_exit};
+use monitor_support::{Mon, Raw, T, expect, script_bundle, shell_bundle, typ, wait_exit};
 use serde_json::json;
 
 fn size_printing_bundle() -> berth_itest::Bundle {
-    let mut b = shell_bundle();
-    b.args(&["sh", "-c", "stty size; exec sleep 1000"]);
-    b
+    script_bundle("stty size; exec sleep 1000")
 }
 
 #[test]

@@ -228,6 +228,13 @@ pub fn shell_bundle() -> Bundle {
     b
 }
 
+/// [`shell_bundle`] running `sh -c SCRIPT` instead.
+pub fn script_bundle(script: &str) -> Bundle {
+    let mut b = shell_bundle();
+    b.args(&["sh", "-c", script]);
+    b
+}
+
 /// Links more busybox applets into the bundle's `/bin`.
 pub fn add_applets(b: &Bundle, names: &[&str]) {
     for n in names {
