@@ -7,8 +7,8 @@
 //! larger than [`berth_proto::MAX_FRAME`]. The first two file descriptors that came with the
 //! packet are handed back with it (only a `Hello` asking for direct output may carry one, and
 //! one asking for direct keys too a second; the monitor closes them otherwise), any others are
-//! closed at once; `MSG_CTRUNC` means the kernel discarded
-//! more of them, which it closes itself. Both are reported so the monitor can tell the client.
+//! closed at once; `MSG_CTRUNC` means the kernel discarded more of them, which it closes
+//! itself. Both are reported so the monitor can tell the client.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
